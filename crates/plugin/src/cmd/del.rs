@@ -1,0 +1,31 @@
+//! DEL: give the address back and remove the pair by its host end's name.
+//! Needs neither the netns nor a prevResult, and succeeds when there is
+//! nothing left to remove. Both steps run even if one fails.
+
+use ferry_cni::CniError;
+use ferry_netlink::Handle;
+
+use crate::cmd::Invocation;
+use crate::ipam::Ipam;
+use crate::log_at;
+use crate::names::host_veth_name;
+use crate::veth::{self, kernel_err};
+
+pub fn del(inv: &Invocation<'_>) -> Result<(), CniError> {
+    let env = inv.env;
+    let released = Ipam {
+        conf: inv.conf,
+        env,
+        stdin: inv.stdin,
+    }
+    .del();
+    let host_name = host_veth_name(&env.container_id, &env.ifname);
+    let removed = Handle::new()
+        .and_then(|mut nl| veth::teardown(&mut nl, &host_name))
+        .map_err(|e| kernel_err(format!("removing {host_name}"), e));
+    if let Ok(gone) = &removed {
+        log_at!(Debug, "{host_name} removed: {gone}");
+    }
+    released?;
+    removed.map(drop)
+}

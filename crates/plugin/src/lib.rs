@@ -1,0 +1,13 @@
+//! ferry, the CNI plugin: a routed veth per pod, as the seed's bash-cni does
+//! it, complete to CNI spec 1.1. `ferry-ipam` is the same allocator as a
+//! standalone IPAM plugin.
+
+pub mod cmd;
+pub mod conf;
+pub mod delegate;
+pub mod ipam;
+pub mod ipam_plugin;
+pub mod log;
+pub mod names;
+pub mod run;
+pub mod veth;

@@ -1,0 +1,181 @@
+//! The pod's veth pair, set up the seed's way: the pod end gets a /32 (/128)
+//! and a default route via the link-local gateway; the host end answers ARP
+//! for it by proxy and routes the pod's address to it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ferry_cni::{CniError, Code};
+use ferry_netlink::{AddrOptions, Handle, Link, NetlinkError, Route, Scope, VethSpec};
+use ferry_netns::{sysctl, NetNs};
+use ipnet::IpNet;
+
+/// The pod's IPv4 gateway: a link-local address nobody owns; the host veth
+/// answers ARP for it by proxy.
+pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// The pod's IPv6 gateway: the host veth's link-local address.
+pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// Every host veth has this MAC (as Calico does): the pod only ever talks
+/// to the host across the pair, so it needs no uniqueness, and a result can
+/// name it without asking the kernel.
+pub const HOST_MAC: [u8; 6] = [0xee; 6];
+/// The `proto` of the host routes to pods, so they read as ferry's in
+/// `ip route` (`proto 200`) and routing daemons can select them.
+pub const POD_ROUTE_PROTO: u8 = 200;
+
+pub fn kernel_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> CniError {
+    CniError::new(Code::Kernel, format!("{what}: {e}"))
+}
+
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What ADD asks for.
+pub struct Plan<'a> {
+    pub host_name: &'a str,
+    pub alias: &'a str,
+    pub ifname: &'a str,
+    pub mtu: u32,
+    /// The pod's addresses (one per family at most).
+    pub ips: &'a [IpAddr],
+    /// Destinations the pod routes via its gateway (a default per family
+    /// unless IPAM configured routes).
+    pub routes: &'a [IpNet],
+}
+
+/// What ADD made.
+pub struct Made {
+    pub pod_mac: Option<[u8; 6]>,
+}
+
+fn host_prefix(ip: IpAddr) -> IpNet {
+    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).expect("full-length prefix is valid")
+}
+
+fn gateway_for(dst: &IpNet) -> IpAddr {
+    match dst {
+        IpNet::V4(_) => GATEWAY_V4.into(),
+        IpNet::V6(_) => GATEWAY_V6.into(),
+    }
+}
+
+/// Create the pair and configure both ends. On error the caller removes
+/// the host end (which takes the pod end with it).
+pub fn setup(nl: &mut Handle, pod_ns: &NetNs, plan: &Plan<'_>) -> Result<Made, CniError> {
+    let spec = VethSpec::new(plan.host_name, plan.ifname, pod_ns.as_fd())
+        .mtu(plan.mtu)
+        .mac(HOST_MAC);
+    if let Err(e) = nl.create_veth(&spec) {
+        if !e.is_exists() {
+            return Err(kernel_err("creating the veth pair", e));
+        }
+        // Either a leftover host end of a killed ADD for this very
+        // attachment (its name says so), or the pod already has `ifname`.
+        if !nl
+            .delete_link_by_name(plan.host_name)
+            .map_err(|e| kernel_err("removing a stale host veth", e))?
+        {
+            return Err(CniError::new(
+                Code::Kernel,
+                format!(
+                    "interface {:?} already exists in the pod's netns",
+                    plan.ifname
+                ),
+            ));
+        }
+        nl.create_veth(&spec)
+            .map_err(|e| kernel_err("creating the veth pair", e))?;
+    }
+    let host = nl
+        .link_by_name(plan.host_name)
+        .map_err(|e| kernel_err("finding the host veth", e))?
+        .ok_or_else(|| CniError::new(Code::Kernel, "the host veth vanished after creation"))?;
+
+    let has_v4 = plan.ips.iter().any(IpAddr::is_ipv4);
+    let has_v6 = plan.ips.iter().any(IpAddr::is_ipv6);
+    let pod_mac = pod_ns
+        .run(|| configure_pod(plan, has_v6))
+        .map_err(|e| kernel_err("entering the pod's netns", e))??;
+    configure_host(nl, &host, plan, has_v4, has_v6)?;
+    Ok(Made { pod_mac })
+}
+
+fn configure_pod(plan: &Plan<'_>, has_v6: bool) -> Result<Option<[u8; 6]>, CniError> {
+    let mut nl = Handle::new().map_err(|e| kernel_err("netlink in the pod's netns", e))?;
+    let link = nl
+        .link_by_name(plan.ifname)
+        .map_err(|e| kernel_err("finding the pod interface", e))?
+        .ok_or_else(|| CniError::new(Code::Kernel, "the pod interface vanished after creation"))?;
+    if has_v6 {
+        // No duplicate address detection on a point-to-point veth: it only
+        // costs the pod a second of IPv6 (kubernetes#54651).
+        sysctl::write(&format!("net/ipv6/conf/{}/accept_dad", plan.ifname), "0")
+            .map_err(|e| kernel_err("disabling DAD in the pod", e))?;
+    }
+    nl.set_up(link.index)
+        .map_err(|e| kernel_err("bringing the pod interface up", e))?;
+    for ip in plan.ips {
+        let opts = AddrOptions {
+            scope: Scope::Universe,
+            nodad: ip.is_ipv6(),
+        };
+        nl.add_address(link.index, host_prefix(*ip), opts)
+            .map_err(|e| kernel_err(format!("adding {ip} to the pod"), e))?;
+    }
+    if plan.ips.iter().any(IpAddr::is_ipv4) {
+        let gw = Route::link_scope(host_prefix(GATEWAY_V4.into()), link.index);
+        nl.add_route(&gw)
+            .map_err(|e| kernel_err("adding the gateway route in the pod", e))?;
+    }
+    for dst in plan.routes {
+        let r = Route::new(*dst).via(gateway_for(dst)).dev(link.index);
+        nl.add_route(&r)
+            .map_err(|e| kernel_err(format!("adding the route to {dst} in the pod"), e))?;
+    }
+    Ok(link.mac)
+}
+
+fn configure_host(
+    nl: &mut Handle,
+    host: &Link,
+    plan: &Plan<'_>,
+    has_v4: bool,
+    has_v6: bool,
+) -> Result<(), CniError> {
+    let name = plan.host_name;
+    if has_v4 {
+        sysctl::write(&format!("net/ipv4/conf/{name}/proxy_arp"), "1")
+            .map_err(|e| kernel_err("enabling proxy ARP", e))?;
+        // Without this the first ARP reply waits up to 0.8 s.
+        sysctl::write(&format!("net/ipv4/neigh/{name}/proxy_delay"), "0")
+            .map_err(|e| kernel_err("setting proxy_delay", e))?;
+    }
+    if has_v6 {
+        let ll = IpNet::new(GATEWAY_V6.into(), 64).expect("valid prefix");
+        nl.add_address(
+            host.index,
+            ll,
+            AddrOptions {
+                scope: Scope::Link,
+                nodad: true,
+            },
+        )
+        .map_err(|e| kernel_err("adding the host veth's link-local gateway", e))?;
+    }
+    nl.set_up_with_alias(host.index, plan.alias)
+        .map_err(|e| kernel_err("bringing the host veth up", e))?;
+    for ip in plan.ips {
+        let r = Route::link_scope(host_prefix(*ip), host.index).protocol(POD_ROUTE_PROTO);
+        nl.add_route(&r)
+            .map_err(|e| kernel_err(format!("adding the host route to {ip}"), e))?;
+    }
+    Ok(())
+}
+
+/// Remove the pair by its host end. `Ok(false)` when it was already gone.
+pub fn teardown(nl: &mut Handle, host_name: &str) -> Result<bool, NetlinkError> {
+    nl.delete_link_by_name(host_name)
+}
