@@ -34,7 +34,8 @@ pub use error::NetlinkError;
 pub use handle::Handle;
 pub use link::{Link, VethSpec};
 pub use route::{
-    Route, RouteKind, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+    Route, RouteKind, RTPROT_BOOT, RTPROT_FERRY_NODE, RTPROT_FERRY_POD, RTPROT_KERNEL,
+    RTPROT_STATIC, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
 
 /// Re-exported so callers need not depend on `ipnet` for the prefix type.

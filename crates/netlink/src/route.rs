@@ -19,6 +19,11 @@ pub const RTPROT_KERNEL: u8 = 2;
 pub const RTPROT_BOOT: u8 = 3;
 /// `RTPROT_STATIC`: installed by an administrator.
 pub const RTPROT_STATIC: u8 = 4;
+/// ferry's own: the plugin's host routes to its pods (`proto 200`).
+pub const RTPROT_FERRY_POD: u8 = 200;
+/// ferry's own: ferryd's routes to other nodes' pod CIDRs (`proto 201`).
+/// ferryd touches no route without this protocol.
+pub const RTPROT_FERRY_NODE: u8 = 201;
 /// The main routing table.
 pub const RT_TABLE_MAIN: u32 = 254;
 /// The local routing table.

@@ -5,7 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferry_cni::{CniError, Code};
-use ferry_netlink::{AddrOptions, Handle, Link, NetlinkError, Route, Scope, VethSpec};
+use ferry_netlink::{
+    AddrOptions, Handle, Link, NetlinkError, Route, Scope, VethSpec, RTPROT_FERRY_POD,
+};
 use ferry_netns::{sysctl, NetNs};
 use ipnet::IpNet;
 
@@ -18,9 +20,6 @@ pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// to the host across the pair, so it needs no uniqueness, and a result can
 /// name it without asking the kernel.
 pub const HOST_MAC: [u8; 6] = [0xee; 6];
-/// The `proto` of the host routes to pods, so they read as ferry's in
-/// `ip route` (`proto 200`) and routing daemons can select them.
-pub const POD_ROUTE_PROTO: u8 = 200;
 
 pub fn kernel_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> CniError {
     CniError::new(Code::Kernel, format!("{what}: {e}"))
@@ -168,7 +167,7 @@ fn configure_host(
     nl.set_up_with_alias(host.index, plan.alias)
         .map_err(|e| kernel_err("bringing the host veth up", e))?;
     for ip in plan.ips {
-        let r = Route::link_scope(host_prefix(*ip), host.index).protocol(POD_ROUTE_PROTO);
+        let r = Route::link_scope(host_prefix(*ip), host.index).protocol(RTPROT_FERRY_POD);
         nl.add_route(&r)
             .map_err(|e| kernel_err(format!("adding the host route to {ip}"), e))?;
     }

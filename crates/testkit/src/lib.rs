@@ -1,0 +1,402 @@
+//! Test and bench support for ferry: network namespaces with unique names
+//! that are removed on drop (also when a test panics), and CNI plugins
+//! driven exactly as a container runtime drives them (environment + stdin
+//! in, stdout + exit status out), run inside a node's netns.
+//!
+//! Test code may shell out to `ip`, `ping` and friends to set up and to
+//! look; product code never does.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry_netns::NetNs;
+use serde_json::Value;
+
+/// Debian's reference plugins.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+/// Where the built `ferry` and `ferry-ipam` are: `$FERRY_PLUGIN_DIR`, else
+/// the cargo profile dir this executable was built into (`target/debug`
+/// for a test in `target/debug/deps`, `target/release` for a bench).
+pub fn plugin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERRY_PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a built plugin binary (`ferry`, `ferry-ipam`), checked to exist.
+pub fn plugin(name: &str) -> String {
+    let path = plugin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build -p ferry-plugin` (or set FERRY_PLUGIN_DIR)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique name prefix for this process and call: `ft<pid>x<n>`.
+pub fn unique(tag: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    format!("ft{}x{n}{tag}", std::process::id() % 100_000)
+}
+
+/// Run `ip` (test-side only) and return stdout; panics on failure.
+pub fn ip(netns: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["netns", "exec", ns, "ip"]);
+    }
+    let out = cmd.args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?} in {netns:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a command inside a named netns; true when it exits 0.
+pub fn ns_exec(netns: &str, args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+pub fn ping(from: &str, to: &str) -> bool {
+    let bin = if to.contains(':') { "ping6" } else { "ping" };
+    ns_exec(from, &[bin, "-c", "1", "-W", "2", to])
+}
+
+/// What the plugin answered.
+#[derive(Debug)]
+pub struct Reply {
+    pub ok: bool,
+    pub json: Value,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn code(&self) -> u64 {
+        assert!(!self.ok, "expected an error, got success: {}", self.raw);
+        self.json["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no code in {}", self.raw))
+    }
+
+    pub fn expect_ok(self) -> Reply {
+        assert!(self.ok, "plugin failed: {}", self.raw);
+        self
+    }
+}
+
+/// One plugin invocation, as a runtime makes it.
+#[derive(Clone, Debug, Default)]
+pub struct Call {
+    pub command: String,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub args: String,
+    pub path: String,
+    pub stdin: String,
+}
+
+impl Call {
+    pub fn new(command: &str, container_id: &str, netns: &str, conf: &str) -> Call {
+        Call {
+            command: command.into(),
+            container_id: container_id.into(),
+            netns: netns.into(),
+            ifname: "eth0".into(),
+            args: String::new(),
+            path: default_cni_path(),
+            stdin: conf.into(),
+        }
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("CNI_COMMAND", self.command.as_str()),
+            ("CNI_CONTAINERID", self.container_id.as_str()),
+            ("CNI_NETNS", self.netns.as_str()),
+            ("CNI_IFNAME", self.ifname.as_str()),
+            ("CNI_ARGS", self.args.as_str()),
+            ("CNI_PATH", self.path.as_str()),
+        ]
+    }
+
+    /// Build the child process (not yet started).
+    pub fn command(&self, binary: &str) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+}
+
+pub fn default_cni_path() -> String {
+    format!("{}:{REFERENCE_DIR}", plugin_dir().display())
+}
+
+pub fn finish(out: Output) -> Reply {
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = if raw.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {raw:?}"))
+    };
+    Reply {
+        ok: out.status.success(),
+        json,
+        raw,
+    }
+}
+
+/// A node: a fresh netns with loopback, an uplink with a default route
+/// (a real node has one; proxy ARP answers only for routable addresses) and
+/// forwarding on. Pods are more netns. All removed on drop.
+pub struct Node {
+    pub name: String,
+    pub path: PathBuf,
+    ns: NetNs,
+    pods: std::sync::Mutex<Vec<String>>,
+    pub data_dir: PathBuf,
+}
+
+impl Node {
+    pub fn new(tag: &str) -> Node {
+        let name = unique(tag);
+        let path = ferry_netns::create_named(&name).expect("create node netns");
+        let ns = NetNs::open(&path).expect("open node netns");
+        let data_dir = std::env::temp_dir().join(format!("{name}-ipam"));
+        let node = Node {
+            name: name.clone(),
+            path,
+            ns,
+            pods: Default::default(),
+            data_dir,
+        };
+        ip(Some(&name), &["link", "set", "lo", "up"]);
+        // This kernel has no dummy driver: the uplink is a veth whose far
+        // end stays in the node, up, with nobody behind it.
+        ip(
+            Some(&name),
+            &[
+                "link",
+                "add",
+                "uplink",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "uplink-far",
+            ],
+        );
+        ip(Some(&name), &["link", "set", "uplink-far", "up"]);
+        ip(Some(&name), &["link", "set", "uplink", "up"]);
+        ip(
+            Some(&name),
+            &["addr", "add", "172.16.97.75/24", "dev", "uplink"],
+        );
+        ip(
+            Some(&name),
+            &["-6", "addr", "add", "fd97::75/64", "dev", "uplink", "nodad"],
+        );
+        ip(
+            Some(&name),
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                "172.16.97.1",
+                "dev",
+                "uplink",
+            ],
+        );
+        ip(
+            Some(&name),
+            &[
+                "-6", "route", "add", "default", "via", "fd97::1", "dev", "uplink",
+            ],
+        );
+        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            assert!(ns_exec(&name, &["sysctl", "-qw", key]));
+        }
+        node
+    }
+
+    /// A new pod netns with loopback up; its path.
+    pub fn pod(&self, tag: &str) -> String {
+        let name = format!("{}-{tag}", self.name);
+        ferry_netns::create_named(&name).expect("create pod netns");
+        ip(Some(&name), &["link", "set", "lo", "up"]);
+        self.pods.lock().unwrap().push(name.clone());
+        name
+    }
+
+    pub fn pod_path(pod: &str) -> String {
+        format!("/run/netns/{pod}")
+    }
+
+    /// Delete a pod's netns now (as a runtime does after DEL or on crash).
+    pub fn drop_pod(&self, pod: &str) {
+        let _ = ferry_netns::delete_named(pod);
+        self.pods.lock().unwrap().retain(|p| p != pod);
+    }
+
+    /// Run a plugin binary inside the node's netns, as the runtime on that
+    /// node would, and collect its answer.
+    pub fn run(&self, binary: &str, call: &Call) -> Reply {
+        let out = self
+            .ns
+            .run(|| {
+                let mut child = call.command(binary).spawn().expect("spawn plugin");
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(call.stdin.as_bytes())
+                    .expect("write stdin");
+                child.wait_with_output().expect("wait plugin")
+            })
+            .expect("enter node netns");
+        finish(out)
+    }
+
+    /// Start a plugin binary in the node's netns with its stdin written,
+    /// without waiting for it.
+    pub fn spawn(&self, binary: &str, call: &Call) -> std::process::Child {
+        self.ns
+            .run(|| {
+                let mut child = call.command(binary).spawn().expect("spawn plugin");
+                let mut stdin = child.stdin.take().unwrap();
+                let _ = stdin.write_all(call.stdin.as_bytes());
+                child
+            })
+            .expect("enter node netns")
+    }
+
+    pub fn ferry(&self, call: &Call) -> Reply {
+        self.run(&plugin("ferry"), call)
+    }
+
+    /// Names of the node's links (the leak check's view).
+    pub fn links(&self) -> BTreeSet<String> {
+        ip(Some(&self.name), &["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|s| s.trim().split('@').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The node's routes, both families, as text lines.
+    pub fn routes(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = ip(Some(&self.name), &["route", "show"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        all.extend(
+            ip(Some(&self.name), &["-6", "route", "show"])
+                .lines()
+                .map(str::to_string),
+        );
+        all
+    }
+
+    /// Files under the IPAM data dir (recursively), the leak check's view.
+    pub fn ipam_files(&self) -> BTreeSet<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.insert(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = BTreeSet::new();
+        walk(&self.data_dir, &self.data_dir, &mut out);
+        out
+    }
+
+    /// Reserved IPs in the IPAM data dir (files named like an address).
+    pub fn reserved_ips(&self) -> BTreeSet<String> {
+        self.ipam_files()
+            .into_iter()
+            .filter_map(|f| {
+                let name = f.rsplit('/').next().unwrap().to_string();
+                name.parse::<std::net::IpAddr>().ok().map(|_| name)
+            })
+            .collect()
+    }
+
+    /// A ferry config with the built-in IPAM over `ranges` (JSON list of
+    /// range sets), in `version`.
+    pub fn conf(&self, version: &str, ranges: &str) -> String {
+        format!(
+            r#"{{"cniVersion":"{version}","name":"ferrytest","type":"ferry","mtu":1500,
+               "ipam":{{"type":"ferry-ipam","ranges":{ranges},"dataDir":"{}"}}}}"#,
+            self.data_dir.display()
+        )
+    }
+
+    pub fn conf_v4(&self, version: &str) -> String {
+        self.conf(version, r#"[[{"subnet":"10.244.0.0/24"}]]"#)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for pod in self.pods.lock().unwrap().drain(..) {
+            let _ = ferry_netns::delete_named(&pod);
+        }
+        let _ = ferry_netns::delete_named(&self.name);
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The pod address ADD reported for interface `ifname`, per family.
+pub fn result_ips(json: &Value) -> Vec<String> {
+    json["ips"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|ip| {
+                    ip["address"]
+                        .as_str()
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
