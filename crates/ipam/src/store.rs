@@ -113,7 +113,7 @@ pub trait Store {
         ifname: &str,
     ) -> Result<Option<Vec<IpAddr>>, IpamError>;
 
-    /// Create or replace an attachment's index entry (atomically).
+    /// Create or replace an attachment's index entry.
     fn index_put(
         &mut self,
         container_id: &str,

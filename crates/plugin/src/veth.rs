@@ -32,12 +32,10 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// What ADD asks for.
+/// How to configure a created pair.
 pub struct Plan<'a> {
-    pub host_name: &'a str,
     pub alias: &'a str,
     pub ifname: &'a str,
-    pub mtu: u32,
     /// The pod's addresses (one per family at most).
     pub ips: &'a [IpAddr],
     /// Destinations the pod routes via its gateway (a default per family
@@ -61,11 +59,18 @@ fn gateway_for(dst: &IpNet) -> IpAddr {
     }
 }
 
-/// Create the pair and configure both ends. On error the caller removes
-/// the host end (which takes the pod end with it).
-pub fn setup(nl: &mut Handle, pod_ns: &NetNs, plan: &Plan<'_>) -> Result<Made, CniError> {
-    let spec = VethSpec::new(plan.host_name, plan.ifname, pod_ns.as_fd())
-        .mtu(plan.mtu)
+/// Create the pair in one netlink message: `host_name` here, `ifname`
+/// directly inside the pod's netns. Returns the host end. It needs no
+/// address, so ADD runs it while IPAM allocates.
+pub fn create(
+    nl: &mut Handle,
+    pod_ns: &NetNs,
+    host_name: &str,
+    ifname: &str,
+    mtu: u32,
+) -> Result<Link, CniError> {
+    let spec = VethSpec::new(host_name, ifname, pod_ns.as_fd())
+        .mtu(mtu)
         .mac(HOST_MAC);
     if let Err(e) = nl.create_veth(&spec) {
         if !e.is_exists() {
@@ -74,31 +79,39 @@ pub fn setup(nl: &mut Handle, pod_ns: &NetNs, plan: &Plan<'_>) -> Result<Made, C
         // Either a leftover host end of a killed ADD for this very
         // attachment (its name says so), or the pod already has `ifname`.
         if !nl
-            .delete_link_by_name(plan.host_name)
+            .delete_link_by_name(host_name)
             .map_err(|e| kernel_err("removing a stale host veth", e))?
         {
             return Err(CniError::new(
                 Code::Kernel,
-                format!(
-                    "interface {:?} already exists in the pod's netns",
-                    plan.ifname
-                ),
+                format!("interface {ifname:?} already exists in the pod's netns"),
             ));
         }
         nl.create_veth(&spec)
             .map_err(|e| kernel_err("creating the veth pair", e))?;
     }
-    let host = nl
-        .link_by_name(plan.host_name)
+    crate::log_at!(Debug, "veth pair {host_name} / {ifname} created");
+    nl.link_by_name(host_name)
         .map_err(|e| kernel_err("finding the host veth", e))?
-        .ok_or_else(|| CniError::new(Code::Kernel, "the host veth vanished after creation"))?;
+        .ok_or_else(|| CniError::new(Code::Kernel, "the host veth vanished after creation"))
+}
 
+/// Configure both ends of a created pair. On error the caller removes the
+/// host end (which takes the pod end with it).
+pub fn configure(
+    nl: &mut Handle,
+    pod_ns: &NetNs,
+    host: &Link,
+    plan: &Plan<'_>,
+) -> Result<Made, CniError> {
     let has_v4 = plan.ips.iter().any(IpAddr::is_ipv4);
     let has_v6 = plan.ips.iter().any(IpAddr::is_ipv6);
     let pod_mac = pod_ns
         .run(|| configure_pod(plan, has_v6))
         .map_err(|e| kernel_err("entering the pod's netns", e))??;
-    configure_host(nl, &host, plan, has_v4, has_v6)?;
+    crate::log_at!(Debug, "pod side configured");
+    configure_host(nl, host, plan, has_v4, has_v6)?;
+    crate::log_at!(Debug, "host side configured");
     Ok(Made { pod_mac })
 }
 
@@ -144,7 +157,7 @@ fn configure_host(
     has_v4: bool,
     has_v6: bool,
 ) -> Result<(), CniError> {
-    let name = plan.host_name;
+    let name = host.name.as_str();
     if has_v4 {
         sysctl::write(&format!("net/ipv4/conf/{name}/proxy_arp"), "1")
             .map_err(|e| kernel_err("enabling proxy ARP", e))?;

@@ -159,6 +159,16 @@ pub fn default_cni_path() -> String {
     format!("{}:{REFERENCE_DIR}", plugin_dir().display())
 }
 
+/// Spawn `binary` for `call` in the calling thread's netns, stdin written
+/// and closed.
+fn start_plugin(binary: &str, call: &Call) -> std::process::Child {
+    let mut child = call.command(binary).spawn().expect("spawn plugin");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A plugin killed early may not read it all; that is the caller's test.
+    let _ = stdin.write_all(call.stdin.as_bytes());
+    child
+}
+
 pub fn finish(out: Output) -> Reply {
     let raw = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = if raw.trim().is_empty() {
@@ -269,32 +279,30 @@ impl Node {
     /// Run a plugin binary inside the node's netns, as the runtime on that
     /// node would, and collect its answer.
     pub fn run(&self, binary: &str, call: &Call) -> Reply {
-        let out = self
+        self.run_timed(binary, call).0
+    }
+
+    /// [`Node::run`], and how long the plugin process took from spawn to
+    /// exit (the namespace switch is not counted).
+    pub fn run_timed(&self, binary: &str, call: &Call) -> (Reply, std::time::Duration) {
+        let (out, took) = self
             .ns
             .run(|| {
-                let mut child = call.command(binary).spawn().expect("spawn plugin");
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(call.stdin.as_bytes())
-                    .expect("write stdin");
-                child.wait_with_output().expect("wait plugin")
+                let start = std::time::Instant::now();
+                let out = start_plugin(binary, call)
+                    .wait_with_output()
+                    .expect("wait plugin");
+                (out, start.elapsed())
             })
             .expect("enter node netns");
-        finish(out)
+        (finish(out), took)
     }
 
     /// Start a plugin binary in the node's netns with its stdin written,
     /// without waiting for it.
     pub fn spawn(&self, binary: &str, call: &Call) -> std::process::Child {
         self.ns
-            .run(|| {
-                let mut child = call.command(binary).spawn().expect("spawn plugin");
-                let mut stdin = child.stdin.take().unwrap();
-                let _ = stdin.write_all(call.stdin.as_bytes());
-                child
-            })
+            .run(|| start_plugin(binary, call))
             .expect("enter node netns")
     }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ferry_cni::result::{Interface, IpConfig, Route};
 use ferry_cni::{CniError, CniResult, Code, Env};
-use ferry_netlink::Handle;
+use ferry_netlink::{Handle, Link};
 use ipnet::IpNet;
 
 use crate::cmd::{open_pod_ns, Invocation};
@@ -26,36 +26,52 @@ pub fn add(inv: &Invocation<'_>) -> Result<CniResult, CniError> {
         Some(m) => m,
         None => default_mtu(&mut nl)?,
     };
-
     let ipam = Ipam {
         conf,
         env,
         stdin: inv.stdin,
     };
-    let allocated = ipam.add()?;
-    log_at!(Debug, "ipam gave {:?}", allocated.ips);
-
     let host_name = host_veth_name(&env.container_id, &env.ifname);
-    match plumb(&mut nl, &pod_ns, inv, &host_name, mtu, &allocated) {
-        Ok(result) => Ok(result),
-        Err(e) => {
-            log_at!(Warn, "ADD failed, rolling back: {e}");
-            if let Err(te) = veth::teardown(&mut nl, &host_name) {
-                log_at!(Error, "rollback: removing {host_name}: {te}");
-            }
+    log_at!(Debug, "config read, netns open");
+
+    // The address and the veth pair do not depend on each other: IPAM
+    // (files, or a delegate's exec) runs on its own thread while this one
+    // asks the kernel for the pair.
+    let (allocated, created) = std::thread::scope(|s| {
+        let job = s.spawn(|| ipam.add());
+        let created = veth::create(&mut nl, &pod_ns, &host_name, &env.ifname, mtu);
+        let allocated = job
+            .join()
+            .unwrap_or_else(|_| Err(CniError::new(Code::IpamStore, "IPAM thread panicked")));
+        (allocated, created)
+    });
+    let outcome = match (&allocated, created) {
+        (Ok(alloc), Ok(host)) => {
+            log_at!(Debug, "ipam gave {:?}", alloc.ips);
+            plumb(&mut nl, &pod_ns, inv, &host, mtu, alloc)
+        }
+        (Err(e), _) => Err(e.clone()),
+        (Ok(_), Err(e)) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        log_at!(Warn, "ADD failed, rolling back: {e}");
+        if let Err(te) = veth::teardown(&mut nl, &host_name) {
+            log_at!(Error, "rollback: removing {host_name}: {te}");
+        }
+        if allocated.is_ok() {
             if let Err(ie) = ipam.del() {
                 log_at!(Error, "rollback: releasing the address: {ie}");
             }
-            Err(e)
         }
     }
+    outcome
 }
 
 fn plumb(
     nl: &mut Handle,
     pod_ns: &ferry_netns::NetNs,
     inv: &Invocation<'_>,
-    host_name: &str,
+    host: &Link,
     mtu: u32,
     allocated: &CniResult,
 ) -> Result<CniResult, CniError> {
@@ -74,14 +90,13 @@ fn plumb(
         }
     }
     let alias = host_veth_alias(&inv.conf.net.name, &env.container_id, &env.ifname);
-    let made = veth::setup(
+    let made = veth::configure(
         nl,
         pod_ns,
+        host,
         &Plan {
-            host_name,
             alias: &alias,
             ifname: &env.ifname,
-            mtu,
             ips: &ips,
             routes: &routes,
         },
@@ -90,7 +105,7 @@ fn plumb(
     let mut result = inv.conf.net.prev_result.clone().unwrap_or_default();
     let base = result.interfaces.len();
     result.interfaces.push(Interface {
-        name: host_name.to_string(),
+        name: host.name.clone(),
         mac: Some(mac_string(&HOST_MAC)),
         mtu: Some(mtu),
         ..Default::default()
