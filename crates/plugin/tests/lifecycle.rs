@@ -160,3 +160,34 @@ fn mtu_defaults_to_the_default_route_link() {
     let link = ip(Some(&pod), &["link", "show", "eth0"]);
     assert!(link.contains("mtu 1400"), "{link}");
 }
+
+#[test]
+fn not_first_in_a_chain_keeps_the_previous_result() {
+    let node = Node::new("chain");
+    let pod = node.pod("p");
+    let netns = Node::pod_path(&pod);
+    let mut conf: serde_json::Value = serde_json::from_str(&node.conf_v4("1.0.0")).unwrap();
+    let prev = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net0", "sandbox": netns}],
+        "ips": [{"address": "192.168.50.2/24", "interface": 0}],
+        "dns": {"nameservers": ["10.96.0.10"]}
+    });
+    conf["prevResult"] = prev;
+    let mut call = Call::new("ADD", "chain1", &netns, &conf.to_string());
+    call.ifname = "net1".into();
+    let add = node.ferry(&call).expect_ok();
+    let j = &add.json;
+    assert_eq!(j["interfaces"][0]["name"], "net0", "{}", add.raw);
+    assert_eq!(j["interfaces"][2]["name"], "net1");
+    assert_eq!(j["ips"][0]["address"], "192.168.50.2/24");
+    assert_eq!(
+        j["ips"][1]["interface"], 2,
+        "our IP points at our interface"
+    );
+    assert_eq!(j["dns"]["nameservers"][0], "10.96.0.10");
+    let mut del = call.clone();
+    del.command = "DEL".into();
+    node.ferry(&del).expect_ok();
+    assert!(node.reserved_ips().is_empty());
+}

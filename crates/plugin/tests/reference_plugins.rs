@@ -276,3 +276,35 @@ fn bridge_uses_ferry_ipam() {
         .expect_ok();
     assert!(node.reserved_ips().is_empty());
 }
+
+#[test]
+fn a_failed_add_gives_the_address_back_through_the_delegate() {
+    let node = Node::new("hlrb");
+    let pod = node.pod("p");
+    let netns = Node::pod_path(&pod);
+    // The pod already has eth0, so the veth cannot be made after host-local
+    // handed out an address: ferry must call host-local's DEL.
+    ip(
+        Some(&pod),
+        &[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0-peer",
+        ],
+    );
+    let conf = node
+        .conf_v4("1.0.0")
+        .replace("\"ferry-ipam\"", "\"host-local\"");
+    let reply = node.ferry(&Call::new("ADD", "hlrb1", &netns, &conf));
+    assert_eq!(reply.code(), 101, "{}", reply.raw);
+    assert!(
+        node.reserved_ips().is_empty(),
+        "host-local kept {:?}",
+        node.reserved_ips()
+    );
+}
