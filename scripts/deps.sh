@@ -14,6 +14,6 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
-  echo "ferry needs a Rust toolchain (1.77 or newer): install it with rustup, then re-run." >&2
+  echo "ferry needs a Rust toolchain (1.89 or newer): install it with rustup, then re-run." >&2
   exit 1
 fi
