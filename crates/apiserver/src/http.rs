@@ -1,0 +1,190 @@
+//! Connections, authentication, routing and the `Status` error bodies.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type Resp = Response<Body>;
+
+/// Largest request body accepted (the apiserver's limit is 3 MiB).
+const MAX_BODY: usize = 3 << 20;
+
+/// What every connection needs.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub token: String,
+    pub tls: tokio_rustls::TlsAcceptor,
+}
+
+/// Serve one TCP connection: TLS handshake, then HTTP/1.1.
+pub(crate) async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let handshake = tokio::time::timeout(Duration::from_secs(10), shared.tls.accept(tcp)).await;
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service)
+        .await
+    {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    tracing::debug!("{} {}", req.method(), req.uri());
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return text(200, "ok");
+    }
+    if !authorized(&req, &shared.token) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["version"] => json_value(200, &version()),
+        ["api"] => json_value(
+            200,
+            &json!({"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}),
+        ),
+        ["apis"] => json_value(
+            200,
+            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        ),
+        ["api", "v1"] => json_value(200, &resource_list()),
+        ["api", "v1", "nodes", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| crate::util::url_decode(s)).collect();
+            crate::routes::nodes(&shared.store, req, &rest).await
+        }
+        ["ferry-admin", "v1", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| crate::util::url_decode(s)).collect();
+            crate::admin::handle(&shared.store, req, &rest).await
+        }
+        _ => status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    }
+}
+
+/// Constant-time check of `Authorization: Bearer <token>`.
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry",
+        "gitCommit": "ferry", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "none", "compiler": "rustc", "platform": "linux/amd64"
+    })
+}
+
+fn resource_list() -> Value {
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    json!({
+        "kind": "APIResourceList", "groupVersion": "v1",
+        "resources": [
+            {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
+             "verbs": verbs, "shortNames": ["no"]},
+            {"name": "nodes/status", "singularName": "", "namespaced": false, "kind": "Node",
+             "verbs": ["get", "patch", "update"]}
+        ]
+    })
+}
+
+/// Read a request body (bounded) as JSON.
+pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Value, Resp> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(status(413, "RequestEntityTooLarge", &e.to_string())),
+    };
+    serde_json::from_slice(&body)
+        .map_err(|e| status(400, "BadRequest", &format!("the body is not JSON: {e}")))
+}
+
+pub(crate) fn json_headers(resp: &mut Resp) {
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+}
+
+pub(crate) fn json_bytes(code: u16, bytes: Bytes) -> Resp {
+    let mut resp = Response::new(Full::new(bytes).boxed_unsync());
+    *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or_default();
+    json_headers(&mut resp);
+    resp
+}
+
+pub(crate) fn json_value(code: u16, v: &Value) -> Resp {
+    json_bytes(code, Bytes::from(v.to_string()))
+}
+
+fn text(code: u16, body: &'static str) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed_unsync());
+    *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or_default();
+    resp
+}
+
+/// A `Status` object, as in every apiserver error.
+pub(crate) fn status_value(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code
+    })
+}
+
+pub(crate) fn status(code: u16, reason: &str, message: &str) -> Resp {
+    json_value(code, &status_value(code, reason, message))
+}
+
+pub(crate) fn store_error(e: &StoreError) -> Resp {
+    let (code, reason) = e.code();
+    let mut v = status_value(code, reason, &e.to_string());
+    if let StoreError::NotFound(name) | StoreError::AlreadyExists(name) = e {
+        v["details"] = json!({"name": name, "kind": "nodes"});
+    }
+    json_value(code, &v)
+}
+
+pub(crate) fn method_not_allowed(method: &Method) -> Resp {
+    status(
+        405,
+        "MethodNotAllowed",
+        &format!("the server does not allow this method on the requested resource: {method}"),
+    )
+}

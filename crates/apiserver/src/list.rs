@@ -1,0 +1,90 @@
+//! `NodeList` documents from stored objects, without building one big
+//! buffer: responses stream in chunks, snapshots go through a `BufWriter`.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::json;
+
+use crate::http::{json_headers, Resp};
+use crate::store::Obj;
+
+/// Bytes per response chunk.
+const CHUNK: usize = 64 << 10;
+
+fn head(rv: u64, continue_token: Option<&str>, remaining: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(
+        br#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":""#,
+    );
+    out.extend_from_slice(rv.to_string().as_bytes());
+    out.push(b'"');
+    if let Some(token) = continue_token {
+        out.extend_from_slice(br#","continue":"#);
+        out.extend_from_slice(json!(token).to_string().as_bytes());
+        out.extend_from_slice(format!(r#","remainingItemCount":{remaining}"#).as_bytes());
+    }
+    out.extend_from_slice(br#"},"items":["#);
+    out
+}
+
+const TAIL: &[u8] = b"]}\n";
+
+/// Write a whole `NodeList` (no continue token).
+pub(crate) fn write(w: &mut impl Write, rv: u64, objs: &[Arc<Obj>]) -> std::io::Result<()> {
+    w.write_all(&head(rv, None, 0))?;
+    for (i, o) in objs.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        w.write_all(&o.json)?;
+    }
+    w.write_all(TAIL)
+}
+
+/// A whole `NodeList` in memory (for small lists).
+pub(crate) fn encode(rv: u64, objs: &[Arc<Obj>]) -> Bytes {
+    let mut out = Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
+    write(&mut out, rv, objs).expect("writing to a Vec");
+    Bytes::from(out)
+}
+
+/// A `200 OK` streaming the list in chunks of about 64 KiB.
+pub(crate) fn response(
+    rv: u64,
+    continue_token: Option<&str>,
+    remaining: usize,
+    objs: Vec<Arc<Obj>>,
+) -> Resp {
+    let head = head(rv, continue_token, remaining);
+    let state = (Some(head), objs, 0usize);
+    let stream = futures::stream::unfold(state, |(head, objs, next)| async move {
+        let mut buf = match head {
+            Some(h) => h,
+            None if next > objs.len() => return None,
+            None => Vec::with_capacity(CHUNK + 8192),
+        };
+        let mut i = next;
+        while i < objs.len() && buf.len() < CHUNK {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&objs[i].json);
+            i += 1;
+        }
+        if i == objs.len() {
+            buf.extend_from_slice(TAIL);
+            i += 1; // done after this chunk
+        }
+        let frame = Ok::<_, Infallible>(Frame::data(Bytes::from(buf)));
+        Some((frame, (None, objs, i)))
+    });
+    let mut resp = hyper::Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));
+    json_headers(&mut resp);
+    resp
+}
