@@ -6,6 +6,8 @@
 //! Test code may shell out to `ip`, `ping` and friends to set up and to
 //! look; product code never does.
 
+pub mod conflist;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

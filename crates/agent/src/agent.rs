@@ -1,0 +1,264 @@
+//! `ferryd run` / `ferryd install`: the reconcile loop around the watch.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use tokio::time::{sleep_until, Instant};
+
+use crate::apply::{Applier, Outcome};
+use crate::cli::Opts;
+use crate::desired::{self, Desired, NotReady, Settings};
+use crate::discovery;
+use crate::metrics::Metrics;
+use crate::watch::{self, Shared, DEBOUNCE};
+use crate::{http, kube_client, status_patch, AgentError};
+
+/// How soon to look again while the node is not ready to be configured
+/// (no podCIDR yet, interface not up yet, ...).
+const NOT_READY_RETRY: Duration = Duration::from_secs(2);
+const PATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One reconcile's result.
+enum Step {
+    Applied(Box<Desired>, Outcome),
+    NotReady(NotReady),
+}
+
+/// The loop's memory between reconciles.
+struct Loop {
+    settings: Settings,
+    shared: Arc<Shared>,
+    api: Api<Node>,
+    applier: Option<Applier>,
+    failures: u32,
+    waiting: Option<String>,
+    warnings: BTreeSet<String>,
+    patched: bool,
+}
+
+/// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
+/// configured and marked available, as `install` does).
+pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
+    let client = kube_client::client(opts.kubeconfig.as_deref()).await?;
+    let api: Api<Node> = Api::all(client.clone());
+    let metrics = Arc::new(Metrics::default());
+    let shared = Shared::new(metrics.clone());
+    let mut tasks = Vec::new();
+    if !once {
+        let listener = http::bind(opts.metrics_addr).await?;
+        tracing::info!(addr = %opts.metrics_addr, "serving /healthz, /readyz, /metrics");
+        tasks.push(tokio::spawn(http::serve(listener, metrics.clone())));
+    }
+    tasks.push(tokio::spawn(watch::watch_nodes(
+        api.clone(),
+        shared.clone(),
+    )));
+    tasks.push(tokio::spawn(watch::probe_api(
+        client,
+        shared.clone(),
+        Duration::from_secs(2),
+    )));
+    tracing::info!(
+        node = ?opts.node_name(),
+        routing = ?opts.routing,
+        "ferryd started"
+    );
+    let mut l = Loop {
+        settings: Settings::from(&opts),
+        shared,
+        api,
+        applier: Some(Applier::new(&opts)?),
+        failures: 0,
+        waiting: None,
+        warnings: BTreeSet::new(),
+        patched: false,
+    };
+    let result = tokio::select! {
+        r = l.run(opts.resync_interval, once) => r,
+        _ = shutdown() => {
+            tracing::info!("terminating; the node keeps its configuration");
+            Ok(())
+        }
+    };
+    for t in tasks {
+        t.abort();
+    }
+    result
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+impl Loop {
+    async fn run(&mut self, resync: Duration, once: bool) -> Result<(), AgentError> {
+        let mut next_resync = Instant::now() + resync;
+        let mut retry: Option<Instant> = None;
+        // Leading-edge debounce: a change after a quiet spell is handled at
+        // once; a burst gets one reconcile per DEBOUNCE at most.
+        let mut last_run = Instant::now()
+            .checked_sub(DEBOUNCE)
+            .unwrap_or_else(Instant::now);
+        loop {
+            let deadline = retry.map_or(next_resync, |r| r.min(next_resync));
+            let full = tokio::select! {
+                _ = self.shared.changed.notified() => {
+                    sleep_until(last_run + DEBOUNCE).await;
+                    false
+                }
+                _ = sleep_until(deadline) => deadline >= next_resync,
+            };
+            if full {
+                next_resync = Instant::now() + resync;
+            }
+            retry = None;
+            if !self.shared.view().listed {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            last_run = Instant::now();
+            match self.reconcile(full).await {
+                Ok(Step::Applied(d, outcome)) => {
+                    self.shared
+                        .metrics
+                        .observe_reconcile(started.elapsed(), true);
+                    self.after_apply(&d, outcome, started.elapsed());
+                    match self.mark_available(&d.node).await {
+                        Ok(()) if once => return Ok(()),
+                        Ok(()) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not mark the node's network available; retrying");
+                            retry = Some(Instant::now() + NOT_READY_RETRY);
+                        }
+                    }
+                }
+                Ok(Step::NotReady(why)) => {
+                    let msg = why.to_string();
+                    if self.waiting.as_deref() != Some(msg.as_str()) {
+                        tracing::info!(reason = %msg, "waiting before configuring the node");
+                        self.waiting = Some(msg);
+                    }
+                    retry = Some(Instant::now() + NOT_READY_RETRY);
+                }
+                Err(e) => {
+                    self.shared
+                        .metrics
+                        .observe_reconcile(started.elapsed(), false);
+                    self.failures += 1;
+                    let wait = error_backoff(self.failures);
+                    tracing::warn!(error = %e, retry_in = ?wait, "reconcile failed");
+                    retry = Some(Instant::now() + wait);
+                }
+            }
+        }
+    }
+
+    /// Computes the desired state from the view and applies it, off the
+    /// async runtime (netlink, files and FRR's tools block).
+    async fn reconcile(&mut self, full: bool) -> Result<Step, AgentError> {
+        let mut applier = self.applier.take().expect("applier is put back");
+        let shared = self.shared.clone();
+        let settings = self.settings.clone();
+        let (applier, result) = tokio::task::spawn_blocking(move || {
+            let result = (|| {
+                let local = discovery::local_addresses()?;
+                let desired = {
+                    let view = shared.view();
+                    desired::compute(&settings, &view.nodes, &local)
+                };
+                match desired {
+                    Err(why) => Ok(Step::NotReady(why)),
+                    Ok(d) => {
+                        let outcome = applier.apply(&d, full)?;
+                        Ok(Step::Applied(Box::new(d), outcome))
+                    }
+                }
+            })();
+            (applier, result)
+        })
+        .await
+        .map_err(|e| AgentError::Config(format!("reconcile task: {e}")))?;
+        self.applier = Some(applier);
+        result
+    }
+
+    fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) {
+        let m = &self.shared.metrics;
+        m.set_routes_owned(outcome.routes_owned);
+        if !m.ready() {
+            m.set_ready();
+            tracing::info!(
+                node = %d.node,
+                pod_cidrs = ?d.pod_cidrs,
+                interface = %d.iface.ifname,
+                "node configured; ready"
+            );
+        }
+        if self.waiting.take().is_some() || self.failures > 0 {
+            self.failures = 0;
+        }
+        if !outcome.changed.is_empty() {
+            tracing::info!(changed = ?outcome.changed, routes = outcome.routes_owned, took = ?took, "reconciled");
+        }
+        for w in outcome.warnings.difference(&self.warnings) {
+            tracing::warn!("{w}");
+        }
+        self.warnings = outcome.warnings;
+    }
+
+    /// Sets `NetworkUnavailable=False` unless the view shows it is set.
+    async fn mark_available(&mut self, node: &str) -> Result<(), AgentError> {
+        let marked = self
+            .shared
+            .view()
+            .nodes
+            .get(node)
+            .is_some_and(|n| n.marked_up());
+        if marked {
+            self.patched = false;
+            return Ok(());
+        }
+        if self.patched {
+            return Ok(());
+        }
+        tokio::time::timeout(
+            PATCH_TIMEOUT,
+            status_patch::mark_network_available(&self.api, node),
+        )
+        .await
+        .map_err(|_| AgentError::Kube("node status patch timed out".into()))??;
+        tracing::info!(node, "NetworkUnavailable=False (FerryIsUp)");
+        self.patched = true;
+        Ok(())
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... up to 30 s.
+fn error_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_backoff_grows_to_a_cap() {
+        let got: Vec<u64> = (1..=8).map(|n| error_backoff(n).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}

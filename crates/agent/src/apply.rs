@@ -1,0 +1,119 @@
+//! Making the node match a [`Desired`] state, in an order that never lets
+//! kubelet schedule onto a half-ready node: sysctls, NAT, routes (or FRR),
+//! plugin binaries, and the conflist last.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::cli::Opts;
+use crate::desired::Desired;
+use crate::frr_glue::FrrAgent;
+use crate::install::{write_if_changed, Binaries};
+use crate::nat::Nat;
+use crate::routes;
+use crate::AgentError;
+
+/// What one apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Owned routes in place afterwards.
+    pub routes_owned: usize,
+    /// What changed, for the log (`"nat"`, `"routes"`, `"frr"`, ...).
+    pub changed: Vec<&'static str>,
+    /// Problems that do not fail the apply: unroutable nodes, route
+    /// conflicts (as log lines).
+    pub warnings: BTreeSet<String>,
+}
+
+/// Holds what must survive between applies (what was applied last, so
+/// unchanged parts cost nothing).
+#[derive(Debug)]
+pub struct Applier {
+    binaries: Binaries,
+    frr: FrrAgent,
+    nat: Nat,
+    conflist_path: PathBuf,
+}
+
+impl Applier {
+    pub fn new(o: &Opts) -> Result<Applier, AgentError> {
+        let source = o.plugin_source_dir().ok_or_else(|| {
+            AgentError::Config(
+                "cannot tell ferryd's own directory; pass --plugin-source-dir".into(),
+            )
+        })?;
+        Ok(Applier {
+            binaries: Binaries::new(source, o.cni_bin_dir.clone()),
+            frr: FrrAgent::new(o),
+            nat: Nat::default(),
+            conflist_path: o.conflist_path(),
+        })
+    }
+
+    /// Applies `d`. `full` re-checks what is cached (NAT table read back,
+    /// FRR re-applied), as the periodic resync does. Blocking (netlink,
+    /// files, FRR's tools): run it off the async runtime.
+    pub fn apply(&mut self, d: &Desired, full: bool) -> Result<Outcome, AgentError> {
+        let mut out = Outcome::default();
+        for u in &d.unroutable {
+            out.warnings.insert(format!(
+                "not routing {} of node {}: {}",
+                u.cidr, u.node, u.reason
+            ));
+        }
+
+        set_sysctl("net.ipv4.ip_forward", "1")?;
+        if d.ipv6 {
+            set_sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        }
+
+        if self.nat.apply(&d.nat, full)? {
+            out.changed.push("nat");
+        }
+
+        let mut h = ferry_netlink::Handle::new().map_err(|e| AgentError::netlink("open", e))?;
+        let changes = routes::converge(&mut h, &d.routes)?;
+        if changes.replaced + changes.deleted > 0 {
+            out.changed.push("routes");
+        }
+        for (spec, other) in &changes.conflicts {
+            out.warnings.insert(format!(
+                "not routing {} of node {}: a route of protocol {} holds it",
+                spec.dst, spec.node, other.protocol
+            ));
+        }
+        out.routes_owned = changes.owned;
+
+        if let Some(plan) = &d.frr {
+            if self.frr.apply(plan, full)? {
+                out.changed.push("frr");
+            }
+        }
+
+        if !self.binaries.sync()?.is_empty() {
+            out.changed.push("binaries");
+        }
+        // Last: only now may kubelet see the network as ready.
+        if write_if_changed(&self.conflist_path, d.conflist.as_bytes(), 0o644)? {
+            out.changed.push("conflist");
+        }
+        Ok(out)
+    }
+
+    pub fn frr(&self) -> &FrrAgent {
+        &self.frr
+    }
+}
+
+/// Writes a sysctl when it does not already have the value.
+fn set_sysctl(key: &str, value: &str) -> Result<(), AgentError> {
+    let err = |source| AgentError::Sysctl {
+        key: key.into(),
+        source,
+    };
+    if ferry_netns::sysctl::read(key).map_err(err)? != value {
+        ferry_netns::sysctl::write(key, value).map_err(err)?;
+        tracing::info!(key, value, "sysctl set");
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Command line: subcommands `run` (default), `install`, `status`,
+//! `uninstall`, all taking the same flags, each flag also read from a
+//! `FERRY_...` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+/// ferryd: ferry's node agent.
+#[derive(Debug, Parser)]
+#[command(name = "ferryd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub opts: Opts,
+}
+
+impl Cli {
+    /// The subcommand, `run` when none was given.
+    pub fn subcommand(&self) -> Command {
+        self.command.unwrap_or(Command::Run)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Keep the node's network right (the default).
+    Run,
+    /// Configure the node once (routes, NAT, FRR, plugin, conflist) and exit.
+    Install,
+    /// Show what ferryd manages on this node.
+    Status,
+    /// Remove everything ferryd made on this node.
+    Uninstall,
+}
+
+/// How pod CIDRs reach other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Routing {
+    /// Kernel routes to each node's podCIDRs via its InternalIP (host-gw).
+    #[default]
+    Direct,
+    /// OSPF area 0 through FRR.
+    Ospf,
+    /// iBGP full mesh through FRR.
+    Bgp,
+}
+
+/// What ospf/bgp advertise for this node's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Advertise {
+    /// The node's podCIDRs (a blackhole route redistributed as static).
+    #[default]
+    Aggregate,
+    /// Every pod's /32 (/128), as the seed did.
+    Pods,
+}
+
+/// The flags every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Opts {
+    /// kubeconfig to use; in-cluster config (service account) when absent.
+    #[arg(long, global = true, env = "FERRY_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// This node's name (downward API `spec.nodeName`; `NODE_NAME` is read
+    /// too). Without it: the Node whose InternalIP is a local address.
+    #[arg(long, global = true, env = "FERRY_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// How pod CIDRs reach other nodes.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_ROUTING",
+        value_enum,
+        default_value_t
+    )]
+    pub routing: Routing,
+
+    /// Cluster pod CIDRs not to masquerade (repeatable or comma separated);
+    /// default: every Node's podCIDRs.
+    #[arg(long, global = true, env = "FERRY_CLUSTER_CIDR", value_delimiter = ',')]
+    pub cluster_cidr: Vec<IpNet>,
+
+    /// Where the plugin binaries go.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CNI_BIN_DIR",
+        default_value = "/opt/cni/bin"
+    )]
+    pub cni_bin_dir: PathBuf,
+
+    /// Where the conflist goes.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CNI_CONF_DIR",
+        default_value = "/etc/cni/net.d"
+    )]
+    pub cni_conf_dir: PathBuf,
+
+    /// IPAM state directory, written into the conflist.
+    #[arg(long, global = true, env = "FERRY_IPAM_DATA_DIR", default_value = ferry_ipam::DEFAULT_DATA_DIR)]
+    pub ipam_data_dir: PathBuf,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_METRICS_ADDR",
+        default_value = "127.0.0.1:9654"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// What ospf/bgp advertise for this node's pods.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_ADVERTISE",
+        value_enum,
+        default_value_t
+    )]
+    pub advertise: Advertise,
+
+    /// File holding the OSPF MD5 authentication key (a mounted Secret).
+    #[arg(long, global = true, env = "FERRY_OSPF_AUTH_KEY_FILE")]
+    pub ospf_auth_key_file: Option<PathBuf>,
+
+    /// File holding the BGP TCP-MD5 password (a mounted Secret).
+    #[arg(long, global = true, env = "FERRY_BGP_PASSWORD_FILE")]
+    pub bgp_password_file: Option<PathBuf>,
+
+    /// BGP autonomous system number (iBGP: the same on every node).
+    #[arg(long, global = true, env = "FERRY_BGP_ASN", default_value_t = 64512)]
+    pub bgp_asn: u32,
+
+    /// FRR's configuration directory (shared with an FRR sidecar).
+    #[arg(long, global = true, env = "FERRY_FRR_CONF_DIR")]
+    pub frr_conf_dir: Option<PathBuf>,
+
+    /// FRR's socket directory (shared with an FRR sidecar).
+    #[arg(long, global = true, env = "FERRY_FRR_RUN_DIR")]
+    pub frr_run_dir: Option<PathBuf>,
+
+    /// FRR pathspace (`-N NAME`): /etc/frr/NAME and /var/run/frr/NAME.
+    #[arg(long, global = true, env = "FERRY_FRR_PATHSPACE")]
+    pub frr_pathspace: Option<String>,
+
+    /// Where `ferry` and `ferry-ipam` are copied from; default: the
+    /// directory holding ferryd's own executable.
+    #[arg(long, global = true, env = "FERRY_PLUGIN_SOURCE_DIR")]
+    pub plugin_source_dir: Option<PathBuf>,
+
+    /// Full reconcile at least this often (e.g. `60s`, `5m`, `500ms`).
+    #[arg(long, global = true, env = "FERRY_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// The conflist's `cniVersion`. 1.0.0 (the default) is the newest that
+    /// containerd 1.6/1.7 and containernetworking-plugins before 1.5 (e.g.
+    /// Debian 12's `portmap`) accept; 1.1.0 lets a newer runtime send GC
+    /// and STATUS.
+    #[arg(long, global = true, env = "FERRY_CNI_VERSION", default_value = "1.0.0", value_parser = ["1.0.0", "1.1.0"])]
+    pub cni_version: String,
+
+    /// Pod MTU; default: the MTU of the node's interface.
+    #[arg(long, global = true, env = "FERRY_MTU", value_parser = clap::value_parser!(u32).range(576..=65535))]
+    pub mtu: Option<u32>,
+}
+
+impl Opts {
+    /// `--node-name`, else `FERRY_NODE_NAME`, else `NODE_NAME`.
+    pub fn node_name(&self) -> Option<String> {
+        self.node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// `--plugin-source-dir`, else the directory of this executable.
+    pub fn plugin_source_dir(&self) -> Option<PathBuf> {
+        self.plugin_source_dir.clone().or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(PathBuf::from))
+        })
+    }
+
+    /// The conflist path.
+    pub fn conflist_path(&self) -> PathBuf {
+        self.cni_conf_dir.join(crate::CONFLIST_FILE)
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m or 500ms"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    if d.is_zero() {
+        return Err("the interval must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// One flag, as the deploy manifests need to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagInfo {
+    /// `--long` name without dashes.
+    pub long: String,
+    /// The environment variable that sets it.
+    pub env: Option<String>,
+    /// The default value, when there is one.
+    pub default: Option<String>,
+    /// Whether the flag may be given several times / comma separated.
+    pub multiple: bool,
+    pub help: String,
+}
+
+/// Every flag ferryd accepts, derived from the parser itself.
+pub fn flags() -> Vec<FlagInfo> {
+    <Cli as CommandFactory>::command()
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?.to_string();
+            if long == "help" || long == "version" {
+                return None;
+            }
+            let default = a
+                .get_default_values()
+                .first()
+                .map(|v| v.to_string_lossy().into_owned());
+            Some(FlagInfo {
+                long,
+                env: a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                default,
+                multiple: a.get_value_delimiter().is_some(),
+                help: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Environment variables ferryd reads besides the `FERRY_...` ones.
+pub const EXTRA_ENV: &[&str] = &[
+    "NODE_NAME",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "RUST_LOG",
+];
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("ferryd").chain(args.iter().copied()))
+}
+
+#[test]
+fn defaults() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.subcommand(), Command::Run);
+    let o = &cli.opts;
+    assert_eq!(o.routing, Routing::Direct);
+    assert_eq!(o.advertise, Advertise::Aggregate);
+    assert_eq!(o.cni_bin_dir, PathBuf::from("/opt/cni/bin"));
+    assert_eq!(o.cni_conf_dir, PathBuf::from("/etc/cni/net.d"));
+    assert_eq!(o.ipam_data_dir, PathBuf::from("/run/ferry/ipam"));
+    assert_eq!(o.metrics_addr, "127.0.0.1:9654".parse().unwrap());
+    assert_eq!(o.resync_interval, Duration::from_secs(60));
+    assert_eq!(o.bgp_asn, 64512);
+    assert!(o.cluster_cidr.is_empty());
+    assert_eq!(o.mtu, None);
+    assert_eq!(o.cni_version, "1.0.0");
+    assert_eq!(
+        o.conflist_path(),
+        PathBuf::from("/etc/cni/net.d/10-ferry.conflist")
+    );
+}
+
+#[test]
+fn subcommands_take_the_same_flags_before_or_after() {
+    for cmd in ["run", "install", "status", "uninstall"] {
+        let cli = parse(&[cmd, "--routing", "ospf", "--cni-bin-dir", "/x"]).unwrap();
+        assert_eq!(cli.opts.routing, Routing::Ospf, "{cmd}");
+        assert_eq!(cli.opts.cni_bin_dir, PathBuf::from("/x"));
+        let cli = parse(&["--routing", "bgp", cmd]).unwrap();
+        assert_eq!(cli.opts.routing, Routing::Bgp, "{cmd}");
+    }
+    assert_eq!(parse(&["status"]).unwrap().subcommand(), Command::Status);
+    assert_eq!(
+        parse(&["uninstall"]).unwrap().subcommand(),
+        Command::Uninstall
+    );
+    assert!(parse(&["frobnicate"]).is_err());
+}
+
+#[test]
+fn cluster_cidrs_repeat_and_split() {
+    let cli = parse(&[
+        "--cluster-cidr",
+        "10.244.0.0/16,fd00:10:244::/56",
+        "--cluster-cidr",
+        "10.96.0.0/12",
+    ])
+    .unwrap();
+    let got: Vec<String> = cli
+        .opts
+        .cluster_cidr
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(got, ["10.244.0.0/16", "fd00:10:244::/56", "10.96.0.0/12"]);
+    assert!(parse(&["--cluster-cidr", "10.244.0.0/33"]).is_err());
+}
+
+#[test]
+fn bad_values_are_refused() {
+    assert!(parse(&["--routing", "vxlan"]).is_err());
+    assert!(parse(&["--advertise", "everything"]).is_err());
+    assert!(parse(&["--mtu", "100"]).is_err());
+    assert!(parse(&["--mtu", "9000"]).is_ok());
+    assert!(parse(&["--metrics-addr", "localhost"]).is_err());
+    assert!(parse(&["--resync-interval", "0s"]).is_err());
+    assert!(parse(&["--cni-version", "0.4.0"]).is_err());
+    assert_eq!(
+        parse(&["--cni-version", "1.0.0"]).unwrap().opts.cni_version,
+        "1.0.0"
+    );
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+    assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+    assert!(parse_duration("5d").is_err());
+    assert!(parse_duration("m").is_err());
+    assert!(parse_duration("").is_err());
+}
+
+#[test]
+fn every_flag_has_a_ferry_env_var() {
+    let flags = flags();
+    let names: Vec<&str> = flags.iter().map(|f| f.long.as_str()).collect();
+    for required in [
+        "kubeconfig",
+        "node-name",
+        "routing",
+        "cluster-cidr",
+        "cni-bin-dir",
+        "cni-conf-dir",
+        "ipam-data-dir",
+        "metrics-addr",
+        "advertise",
+        "ospf-auth-key-file",
+        "bgp-password-file",
+        "bgp-asn",
+        "frr-conf-dir",
+        "frr-run-dir",
+        "frr-pathspace",
+        "plugin-source-dir",
+        "resync-interval",
+        "mtu",
+    ] {
+        assert!(names.contains(&required), "missing --{required}");
+    }
+    for f in &flags {
+        let want = format!("FERRY_{}", f.long.to_uppercase().replace('-', "_"));
+        assert_eq!(f.env.as_deref(), Some(want.as_str()), "--{}", f.long);
+        assert!(!f.help.is_empty(), "--{} has no help", f.long);
+    }
+    let cidr = flags.iter().find(|f| f.long == "cluster-cidr").unwrap();
+    assert!(cidr.multiple);
+    let routing = flags.iter().find(|f| f.long == "routing").unwrap();
+    assert_eq!(routing.default.as_deref(), Some("direct"));
+}
+
+/// Environment variables are process-wide: the parsing under a given
+/// environment runs in a child process (this test binary, filtered to
+/// `env_child`), so no other test sees them.
+#[test]
+fn flags_from_environment() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "cli::tests::env_child", "--nocapture"])
+        .env("FERRY_TEST_ENV_CHILD", "1")
+        .env("FERRY_ROUTING", "bgp")
+        .env("FERRY_CLUSTER_CIDR", "10.244.0.0/16,10.245.0.0/16")
+        .env("FERRY_CNI_CONF_DIR", "/tmp/conf")
+        .env("FERRY_RESYNC_INTERVAL", "5m")
+        .env("FERRY_MTU", "1400")
+        .env("FERRY_METRICS_ADDR", "0.0.0.0:9000")
+        .env_remove("FERRY_NODE_NAME")
+        .env("NODE_NAME", "node-b")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(stdout.contains("1 passed"), "child did not run: {stdout}");
+}
+
+#[test]
+fn env_child() {
+    if std::env::var_os("FERRY_TEST_ENV_CHILD").is_none() {
+        return;
+    }
+    let cli = parse(&[]).unwrap();
+    let o = &cli.opts;
+    assert_eq!(o.routing, Routing::Bgp);
+    assert_eq!(o.cluster_cidr.len(), 2);
+    assert_eq!(o.cni_conf_dir, PathBuf::from("/tmp/conf"));
+    assert_eq!(o.resync_interval, Duration::from_secs(300));
+    assert_eq!(o.mtu, Some(1400));
+    assert_eq!(o.metrics_addr, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(o.node_name(), Some("node-b".to_string()));
+    // A flag beats its environment variable.
+    let cli = parse(&["--routing", "ospf", "--node-name", "node-c"]).unwrap();
+    assert_eq!(cli.opts.routing, Routing::Ospf);
+    assert_eq!(cli.opts.node_name(), Some("node-c".to_string()));
+}

@@ -1,0 +1,229 @@
+//! The desired state of the node: a pure function of the Nodes, the local
+//! addresses and the flags. [`crate::apply`] then makes the node match it.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::cli::{Advertise, Opts, Routing};
+use crate::discovery::{self, DiscoveryError, LocalAddr, NodeInfo, Nodes};
+use crate::install::render_conflist;
+use crate::routes::RouteSpec;
+
+/// The flags the desired state depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub node_name: Option<String>,
+    pub routing: Routing,
+    pub advertise: Advertise,
+    pub cluster_cidrs: Vec<IpNet>,
+    pub mtu: Option<u32>,
+    pub ipam_data_dir: PathBuf,
+    pub bgp_asn: u32,
+    pub cni_version: String,
+}
+
+impl From<&Opts> for Settings {
+    fn from(o: &Opts) -> Settings {
+        Settings {
+            node_name: o.node_name(),
+            routing: o.routing,
+            advertise: o.advertise,
+            cluster_cidrs: o.cluster_cidr.iter().map(IpNet::trunc).collect(),
+            mtu: o.mtu,
+            ipam_data_dir: o.ipam_data_dir.clone(),
+            bgp_asn: o.bgp_asn,
+            cni_version: o.cni_version.clone(),
+        }
+    }
+}
+
+/// What FRR must do (ospf/bgp); secrets are added when it is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrPlan {
+    pub bgp: bool,
+    pub hostname: String,
+    pub router_id: Ipv4Addr,
+    pub node_ifname: String,
+    pub node_ip: IpAddr,
+    pub pod_cidrs: Vec<IpNet>,
+    pub advertise: Advertise,
+    /// bgp: the other Nodes' InternalIPs (both families).
+    pub peers: Vec<IpAddr>,
+    pub asn: u32,
+}
+
+/// Masquerade pod traffic to anything outside `cidrs` leaving `out_ifname`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatPlan {
+    pub cidrs: Vec<IpNet>,
+    pub out_ifname: String,
+}
+
+/// A podCIDR ferryd will not route, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unroutable {
+    pub node: String,
+    pub cidr: IpNet,
+    pub reason: String,
+}
+
+/// Everything the node should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub node: String,
+    /// The interface carrying the InternalIP, with that address.
+    pub iface: LocalAddr,
+    pub pod_cidrs: Vec<IpNet>,
+    /// direct: one route per other node's podCIDR; empty for ospf/bgp.
+    pub routes: Vec<RouteSpec>,
+    pub unroutable: Vec<Unroutable>,
+    pub nat: NatPlan,
+    pub frr: Option<FrrPlan>,
+    pub conflist: String,
+    /// Whether the node has an IPv6 podCIDR (IPv6 forwarding needed).
+    pub ipv6: bool,
+    /// How many Nodes the state was computed from.
+    pub nodes_seen: usize,
+}
+
+/// Why there is no desired state yet: the agent waits and says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("node {0} has no podCIDR yet")]
+    NoPodCidr(String),
+    #[error("node {0} needs an IPv4 InternalIP as FRR router ID")]
+    NoRouterId(String),
+}
+
+/// Computes the desired state.
+pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desired, NotReady> {
+    let own = discovery::find_own(nodes, s.node_name.as_deref(), local)?;
+    let iface = discovery::node_interface(own, local)?.clone();
+    if own.pod_cidrs.is_empty() {
+        return Err(NotReady::NoPodCidr(own.name.clone()));
+    }
+    let (routes, unroutable) = match s.routing {
+        Routing::Direct => direct_routes(own, nodes, local, iface.ifindex),
+        Routing::Ospf | Routing::Bgp => (Vec::new(), Vec::new()),
+    };
+    let frr = match s.routing {
+        Routing::Direct => None,
+        Routing::Ospf | Routing::Bgp => Some(frr_plan(s, own, nodes, &iface)?),
+    };
+    let mut nat_cidrs: Vec<IpNet> = if s.cluster_cidrs.is_empty() {
+        nodes
+            .values()
+            .flat_map(|n| n.pod_cidrs.iter().copied())
+            .collect()
+    } else {
+        s.cluster_cidrs.clone()
+    };
+    nat_cidrs.sort();
+    nat_cidrs.dedup();
+    let mtu = s.mtu.unwrap_or(iface.mtu);
+    Ok(Desired {
+        node: own.name.clone(),
+        pod_cidrs: own.pod_cidrs.clone(),
+        conflist: render_conflist(&s.cni_version, &own.pod_cidrs, mtu, &s.ipam_data_dir),
+        ipv6: own.pod_cidrs.iter().any(|c| matches!(c, IpNet::V6(_))),
+        nat: NatPlan {
+            cidrs: nat_cidrs,
+            out_ifname: iface.ifname.clone(),
+        },
+        iface,
+        routes,
+        unroutable,
+        frr,
+        nodes_seen: nodes.len(),
+    })
+}
+
+/// direct mode: a route to each other node's podCIDRs via its InternalIP
+/// of the same family, when that address is on a directly connected
+/// subnet. Everything else is reported, not half-routed.
+fn direct_routes(
+    own: &NodeInfo,
+    nodes: &Nodes,
+    local: &[LocalAddr],
+    node_ifindex: u32,
+) -> (Vec<RouteSpec>, Vec<Unroutable>) {
+    let mut routes: Vec<RouteSpec> = Vec::new();
+    let mut bad = Vec::new();
+    for node in nodes.values().filter(|n| n.name != own.name) {
+        for &cidr in &node.pod_cidrs {
+            let mut skip = |reason: String| {
+                bad.push(Unroutable {
+                    node: node.name.clone(),
+                    cidr,
+                    reason,
+                })
+            };
+            if own.pod_cidrs.iter().any(|c| overlaps(c, &cidr)) {
+                skip(format!("overlaps this node's podCIDRs {:?}", own.pod_cidrs));
+                continue;
+            }
+            if let Some(r) = routes.iter().find(|r| overlaps(&r.dst, &cidr)) {
+                skip(format!("overlaps {} of node {}", r.dst, r.node));
+                continue;
+            }
+            let Some(via) = node.internal_ip(cidr.addr().is_ipv4()) else {
+                skip("no InternalIP of the podCIDR's family".into());
+                continue;
+            };
+            match discovery::connected_interface(via, local, Some(node_ifindex)) {
+                Some(hop) => routes.push(RouteSpec {
+                    dst: cidr,
+                    via,
+                    oif: hop.ifindex,
+                    node: node.name.clone(),
+                }),
+                None => skip(format!(
+                    "InternalIP {via} is not on a directly connected subnet"
+                )),
+            }
+        }
+    }
+    routes.sort();
+    (routes, bad)
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn frr_plan(
+    s: &Settings,
+    own: &NodeInfo,
+    nodes: &Nodes,
+    iface: &LocalAddr,
+) -> Result<FrrPlan, NotReady> {
+    let Some(IpAddr::V4(router_id)) = own.internal_ip(true) else {
+        return Err(NotReady::NoRouterId(own.name.clone()));
+    };
+    let node_ip = iface.net.addr();
+    let peers = nodes
+        .values()
+        .filter(|n| n.name != own.name)
+        .flat_map(|n| n.internal_ips.iter().copied())
+        .filter(|ip| *ip != node_ip)
+        .collect();
+    Ok(FrrPlan {
+        bgp: s.routing == Routing::Bgp,
+        hostname: own.name.clone(),
+        router_id,
+        node_ifname: iface.ifname.clone(),
+        node_ip,
+        pod_cidrs: own.pod_cidrs.clone(),
+        advertise: s.advertise,
+        peers,
+        asn: s.bgp_asn,
+    })
+}
+
+#[cfg(test)]
+#[path = "desired_tests.rs"]
+mod tests;

@@ -1,0 +1,261 @@
+//! ospf/bgp: the FRR config rendered from the desired state plus the
+//! secrets, applied through ferry-frr (frr-reload, never a restart) only
+//! when it changes.
+
+use std::path::{Path, PathBuf};
+
+use ferry_frr::{Frr, FrrSpec, LearnedRoute, Mode};
+
+use crate::cli::{Advertise, Opts};
+use crate::desired::FrrPlan;
+use crate::AgentError;
+
+/// The first line of every config ferryd renders (ferry-frr's header).
+const RENDERED_MARK: &str = "Rendered by ferryd";
+
+/// Whether `frr.conf` is ferryd's: as rendered, or as FRR wrote it back
+/// after a reload (the header comment gone, ferry's route-maps still there).
+fn is_ours(text: &str) -> bool {
+    text.lines()
+        .next()
+        .is_some_and(|l| l.contains(RENDERED_MARK))
+        || [ferry_frr::ROUTE_MAP_V4, ferry_frr::ROUTE_MAP_V6]
+            .iter()
+            .any(|m| {
+                text.lines()
+                    .any(|l| l.trim() == format!("route-map {m} permit 10"))
+            })
+}
+
+/// ferryd's handle on the node's FRR.
+#[derive(Debug)]
+pub struct FrrAgent {
+    frr: Frr,
+    ospf_key_file: Option<PathBuf>,
+    bgp_password_file: Option<PathBuf>,
+    /// The config last applied successfully.
+    applied: Option<String>,
+}
+
+/// Which FRR instance the flags name: a pathspace, the system one, with
+/// `--frr-conf-dir` / `--frr-run-dir` overriding either.
+pub fn frr_from_opts(o: &Opts) -> Frr {
+    let mut frr = match &o.frr_pathspace {
+        Some(name) => Frr::for_pathspace(name),
+        None => Frr::system(),
+    };
+    if let Some(dir) = &o.frr_conf_dir {
+        frr.conf_dir = dir.clone();
+    }
+    if let Some(dir) = &o.frr_run_dir {
+        frr.run_dir = dir.clone();
+    }
+    frr
+}
+
+/// Reads a secret (key/password) file: its first line, trimmed. The
+/// content never appears in an error or a log.
+pub fn read_secret(path: &Path) -> Result<String, AgentError> {
+    let secret_err = |reason: String| AgentError::Secret {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| secret_err(e.to_string()))?;
+    let first = text.lines().next().unwrap_or("").trim().to_string();
+    if first.is_empty() {
+        return Err(secret_err("empty".into()));
+    }
+    Ok(first)
+}
+
+/// The ferry-frr spec for a plan and secrets.
+pub fn spec(plan: &FrrPlan, ospf_key: Option<String>, bgp_password: Option<String>) -> FrrSpec {
+    FrrSpec {
+        mode: if plan.bgp { Mode::Bgp } else { Mode::Ospf },
+        hostname: plan.hostname.clone(),
+        router_id: plan.router_id,
+        node_ifname: plan.node_ifname.clone(),
+        node_ip: plan.node_ip,
+        pod_cidrs: plan.pod_cidrs.clone(),
+        advertise: match plan.advertise {
+            Advertise::Aggregate => ferry_frr::Advertise::Aggregate,
+            Advertise::Pods => ferry_frr::Advertise::Pods,
+        },
+        peers: plan.peers.clone(),
+        asn: plan.asn,
+        ospf_auth_key: if plan.bgp { None } else { ospf_key },
+        bgp_password: if plan.bgp { bgp_password } else { None },
+    }
+}
+
+impl FrrAgent {
+    pub fn new(o: &Opts) -> FrrAgent {
+        FrrAgent {
+            frr: frr_from_opts(o),
+            ospf_key_file: o.ospf_auth_key_file.clone(),
+            bgp_password_file: o.bgp_password_file.clone(),
+            applied: None,
+        }
+    }
+
+    pub fn frr(&self) -> &Frr {
+        &self.frr
+    }
+
+    /// Renders the config for `plan` (secrets read now, so a rotated
+    /// Secret is picked up) and applies it when it differs from the last
+    /// one applied, or always with `force`. Returns whether FRR changed.
+    pub fn apply(&mut self, plan: &FrrPlan, force: bool) -> Result<bool, AgentError> {
+        let key = match (&self.ospf_key_file, plan.bgp) {
+            (Some(p), false) => Some(read_secret(p)?),
+            _ => None,
+        };
+        let password = match (&self.bgp_password_file, plan.bgp) {
+            (Some(p), true) => Some(read_secret(p)?),
+            _ => None,
+        };
+        let spec = spec(plan, key, password);
+        spec.validate()
+            .map_err(|e| AgentError::Config(format!("FRR: {e}")))?;
+        let config = ferry_frr::render(&spec);
+        if !force && self.applied.as_deref() == Some(config.as_str()) {
+            return Ok(false);
+        }
+        let applied = self
+            .frr
+            .apply(&config)
+            .map_err(|e| AgentError::Frr(e.to_string()))?;
+        if applied.changed {
+            tracing::info!(
+                added = applied.added.len(),
+                removed = applied.removed.len(),
+                peers = ?spec.mesh_peers(),
+                "FRR config reloaded"
+            );
+        }
+        self.applied = Some(config);
+        Ok(applied.changed)
+    }
+
+    /// What OSPF/BGP learned (for `status`).
+    pub fn learned_routes(&self) -> Result<Vec<LearnedRoute>, AgentError> {
+        self.frr
+            .learned_routes()
+            .map_err(|e| AgentError::Frr(e.to_string()))
+    }
+}
+
+/// Uninstall: when `frr.conf` is one ferryd rendered, reduce the running
+/// FRR to the config's preamble (hostname, defaults: no routing, no
+/// blackholes) and remove the file. FRR not running is not an error: the
+/// file still goes. Returns whether there was a config of ours.
+pub fn remove(frr: &Frr) -> Result<bool, AgentError> {
+    let path = frr.conf_file();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(AgentError::io("read", &path, e)),
+    };
+    if !is_ours(&text) {
+        tracing::info!(path = %path.display(), "FRR config not written by ferryd; left alone");
+        return Ok(false);
+    }
+    let preamble: String = text
+        .lines()
+        .take_while(|l| l.trim() != "!")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Err(e) = frr.apply(&preamble) {
+        tracing::warn!(error = %e, "could not withdraw ferry's FRR config (is FRR running?)");
+    }
+    crate::install::remove_file(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_first_line_trimmed_and_never_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        std::fs::write(&p, "s3cr3t\n").unwrap();
+        assert_eq!(read_secret(&p).unwrap(), "s3cr3t");
+        std::fs::write(&p, "  \n").unwrap();
+        let e = read_secret(&p).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let e = read_secret(&dir.path().join("missing")).unwrap_err();
+        assert!(!e.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn spec_from_plan() {
+        let plan = FrrPlan {
+            bgp: false,
+            hostname: "k8s-1".into(),
+            router_id: "172.16.97.75".parse().unwrap(),
+            node_ifname: "ens33".into(),
+            node_ip: "172.16.97.75".parse().unwrap(),
+            pod_cidrs: vec!["10.244.0.0/24".parse().unwrap()],
+            advertise: Advertise::Pods,
+            peers: vec!["172.16.97.76".parse().unwrap()],
+            asn: 64512,
+        };
+        let s = spec(&plan, Some("k".into()), Some("p".into()));
+        assert_eq!(s.mode, Mode::Ospf);
+        assert_eq!(s.advertise, ferry_frr::Advertise::Pods);
+        assert_eq!(s.ospf_auth_key.as_deref(), Some("k"));
+        assert_eq!(s.bgp_password, None, "only the mode's secret");
+        assert!(s.validate().is_ok());
+        let text = ferry_frr::render(&s);
+        assert!(text.lines().next().unwrap().contains(RENDERED_MARK));
+        let s = spec(
+            &FrrPlan { bgp: true, ..plan },
+            Some("k".into()),
+            Some("p".into()),
+        );
+        assert_eq!(
+            (s.mode, s.ospf_auth_key, s.bgp_password.as_deref()),
+            (Mode::Bgp, None, Some("p"))
+        );
+    }
+
+    #[test]
+    fn frr_instance_from_flags() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from(["ferryd", "--frr-pathspace", "n1"]);
+        let f = frr_from_opts(&cli.opts);
+        assert_eq!(f.conf_dir, PathBuf::from("/etc/frr/n1"));
+        assert_eq!(f.pathspace.as_deref(), Some("n1"));
+        let cli = crate::cli::Cli::parse_from([
+            "ferryd",
+            "--frr-conf-dir",
+            "/shared/frr",
+            "--frr-run-dir",
+            "/shared/run",
+        ]);
+        let f = frr_from_opts(&cli.opts);
+        assert_eq!(f.conf_dir, PathBuf::from("/shared/frr"));
+        assert_eq!(f.run_dir, PathBuf::from("/shared/run"));
+        assert_eq!(f.pathspace, None);
+    }
+
+    #[test]
+    fn remove_leaves_foreign_configs_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let frr = Frr {
+            conf_dir: dir.path().into(),
+            run_dir: dir.path().join("run"),
+            pathspace: None,
+        };
+        assert!(!remove(&frr).unwrap(), "nothing there");
+        std::fs::write(frr.conf_file(), "hostname mine\nrouter ospf\n").unwrap();
+        assert!(!remove(&frr).unwrap());
+        assert!(frr.conf_file().exists());
+        assert!(is_ours("! Rendered by ferryd (ferry-frr)\nhostname a\n"));
+        assert!(is_ours(
+            "frr version 8.4.4\nhostname a\n!\nroute-map FERRY-EXPORT-V4 permit 10\n match ip address prefix-list FERRY-PODS-V4\nexit\n"
+        ));
+        assert!(!is_ours("hostname a\nroute-map OTHER permit 10\n"));
+    }
+}

@@ -1,0 +1,82 @@
+//! `ferryd`: ferry's node agent. The seed's start-up script (connect to the
+//! API, find the node's podCIDR and interface, masquerade, install the
+//! plugin, configure FRR), done as a long-running agent that keeps the
+//! node's network right while the cluster changes.
+//!
+//! The pieces, each testable on its own:
+//! - [`cli`]: flags (each also from a `FERRY_...` environment variable) and
+//!   subcommands; [`cli::flags`] and [`API_CALLS`] describe them for the
+//!   deploy manifests (RBAC and args are derived from code).
+//! - [`discovery`]: pure functions over `k8s_openapi` Nodes and the local
+//!   addresses: which Node is this one, its interface, its podCIDRs.
+//! - [`desired`]: the desired state, a pure function of (own node, all
+//!   nodes, flags): routes, NAT set, FRR spec, conflist.
+//! - [`apply`], [`routes`], [`install`]: make the node match it: sysctls,
+//!   nftables, kernel routes (only `proto 201` ones), FRR, plugin binaries
+//!   and — last — the conflist.
+//! - [`kube_client`], [`watch`]: the API client and the Node watch that
+//!   drives reconciles; [`status_patch`] flips `NetworkUnavailable`.
+//! - [`http`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`status`], [`uninstall`]: the operator subcommands.
+
+pub mod agent;
+pub mod apply;
+pub mod cli;
+pub mod desired;
+pub mod discovery;
+pub mod error;
+pub mod frr_glue;
+pub mod http;
+pub mod install;
+pub mod kube_client;
+pub mod metrics;
+pub mod nat;
+pub mod routes;
+pub mod status;
+pub mod status_patch;
+pub mod uninstall;
+pub mod watch;
+
+pub use error::AgentError;
+
+/// The CNI network name ferryd writes (conflist `name`, IPAM store dir).
+pub const NETWORK_NAME: &str = "ferry";
+/// The conflist file ferryd writes into `--cni-conf-dir`.
+pub const CONFLIST_FILE: &str = "10-ferry.conflist";
+/// The plugin binaries ferryd installs into `--cni-bin-dir`.
+pub const PLUGIN_BINARIES: [&str; 2] = ["ferry", "ferry-ipam"];
+/// ferryd's nftables table (family `inet`).
+pub const NFT_TABLE: &str = "ferry";
+/// The reason ferryd sets on the Node's `NetworkUnavailable` condition.
+pub const CONDITION_REASON: &str = "FerryIsUp";
+
+/// One Kubernetes API call ferryd makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiCall {
+    /// API group (`""` = core).
+    pub group: &'static str,
+    /// Resource, with `/subresource` when there is one.
+    pub resource: &'static str,
+    /// RBAC verbs.
+    pub verbs: &'static [&'static str],
+}
+
+/// Non-resource URLs ferryd reads (RBAC `nonResourceURLs`, verb `get`;
+/// kubeadm's `system:public-info-viewer` already allows it): `/version`
+/// tells when the API server is back after an outage.
+pub const NON_RESOURCE_URLS: &[&str] = &["/version"];
+
+/// Every API call ferryd makes, for RBAC: a ClusterRole with exactly these
+/// rules is enough for `run`, `install` and `status`.
+pub const API_CALLS: &[ApiCall] = &[
+    ApiCall {
+        group: "",
+        resource: "nodes",
+        verbs: &["get", "list", "watch"],
+    },
+    ApiCall {
+        group: "",
+        resource: "nodes/status",
+        verbs: &["patch"],
+    },
+];

@@ -1,0 +1,60 @@
+//! `ferryd`: ferry's node agent. See the library docs (`ferryd::`) for the
+//! pieces; this file only parses the command line, sets up logging and the
+//! runtime, and dispatches.
+
+use anyhow::Context;
+use clap::Parser;
+use ferryd::cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.subcommand();
+    let opts = cli.opts;
+    if command == Command::Uninstall {
+        let removed = ferryd::uninstall::run(&opts).context("uninstall")?;
+        if removed.nothing() {
+            println!("nothing to remove");
+        } else {
+            println!("removed: {removed:?}");
+        }
+        return Ok(());
+    }
+    ferryd::kube_client::install_crypto_provider();
+    // One thread runs the agent; blocking work (netlink, files, FRR) goes
+    // to tokio's blocking pool. Small and enough for one node's agent.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async move {
+        match command {
+            Command::Run => ferryd::agent::run(opts, false).await.context("run"),
+            Command::Install => ferryd::agent::run(opts, true).await.context("install"),
+            Command::Status => {
+                print!("{}", ferryd::status::gather(&opts).await);
+                Ok(())
+            }
+            Command::Uninstall => unreachable!("handled above"),
+        }
+    })
+}

@@ -1,0 +1,94 @@
+//! The Node's `NetworkUnavailable` condition: False, reason `FerryIsUp`,
+//! once the node's network is configured (what kubelet's and the cloud
+//! route controller's readiness logic look at).
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::Api;
+use serde_json::{json, Value};
+
+use crate::{AgentError, CONDITION_REASON};
+
+/// The strategic merge patch of `status.conditions` (merge key `type`), so
+/// the other conditions stay as they are.
+pub fn condition_patch(now_rfc3339: &str) -> Value {
+    json!({
+        "status": {
+            "conditions": [{
+                "type": "NetworkUnavailable",
+                "status": "False",
+                "reason": CONDITION_REASON,
+                "message": "ferry is up: routes, NAT and the CNI config are in place",
+                "lastTransitionTime": now_rfc3339,
+                "lastHeartbeatTime": now_rfc3339,
+            }]
+        }
+    })
+}
+
+/// Patches the condition on `node`.
+pub async fn mark_network_available(api: &Api<Node>, node: &str) -> Result<(), AgentError> {
+    let now = rfc3339_now();
+    api.patch_status(
+        node,
+        &PatchParams::default(),
+        &Patch::Strategic(condition_patch(&now)),
+    )
+    .await
+    .map_err(|e| AgentError::Kube(format!("patch node {node} status: {e}")))?;
+    Ok(())
+}
+
+/// Now, as RFC 3339 UTC with seconds (the API's `Time` format).
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn patch_is_a_valid_node_status() {
+        let p = condition_patch("2024-01-01T00:00:00Z");
+        let node: Node = serde_json::from_value(p).unwrap();
+        let c = &node.status.unwrap().conditions.unwrap()[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()),
+            ("NetworkUnavailable", "False", Some("FerryIsUp"))
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! A lab like the seed's: node netns on one bridge (in a "switch" netns
+//! that is also the router 172.16.97.1 and hosts the test API server), one
+//! `ferryd run` per node. Everything is removed on drop.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferry_apiserver::{fixture_node, RunningServer, ServerConfig, Store};
+use ferry_netns::NetNs;
+use ferry_testkit::{ip, ns_exec, unique};
+use k8s_openapi::api::core::v1::Node;
+use serde_json::{json, Value};
+
+mod node;
+pub use node::LabNode;
+
+pub const ROUTER: &str = "172.16.97.1";
+pub const FERRYD: &str = env!("CARGO_BIN_EXE_ferryd");
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Node object as kubeadm makes it, with this name, InternalIP and
+/// podCIDRs (none: the controller manager has not assigned one yet).
+pub fn node_object(name: &str, ips: &[&str], cidrs: &[&str]) -> Node {
+    let mut v = serde_json::to_value(fixture_node()).unwrap();
+    v["metadata"]["name"] = json!(name);
+    v["metadata"]["labels"]["kubernetes.io/hostname"] = json!(name);
+    let mut addrs: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"type": "InternalIP", "address": ip}))
+        .collect();
+    addrs.push(json!({"type": "Hostname", "address": name}));
+    v["status"]["addresses"] = json!(addrs);
+    v["spec"] = match cidrs.first() {
+        Some(first) => json!({"podCIDR": first, "podCIDRs": cidrs}),
+        None => json!({}),
+    };
+    serde_json::from_value(v).unwrap()
+}
+
+/// The lab: switch/router netns, nodes, the API server.
+pub struct Lab {
+    pub prefix: String,
+    pub switch: String,
+    pub nodes: Vec<LabNode>,
+    pub api: Option<RunningServer>,
+    pub kubeconfig: PathBuf,
+    pub dir: tempfile::TempDir,
+    /// Prefix length of the nodes' subnet.
+    pub plen: u8,
+    extra_ns: Vec<String>,
+}
+
+impl Lab {
+    /// `n` nodes `k8s-1..` at 172.16.97.75.. with 10.244.0.0/24.. (a node
+    /// listed in `no_cidr` gets no podCIDR yet). No ferryd started.
+    pub fn new(tag: &str, n: usize, no_cidr: &[usize]) -> Lab {
+        Lab::build(tag, n, no_cidr, Vec::new(), 24)
+    }
+
+    /// [`Lab::new`] with more Node objects in the API (no netns behind
+    /// them) and the nodes' subnet as 172.16.97.0/`plen`.
+    pub fn build(tag: &str, n: usize, no_cidr: &[usize], extra: Vec<Node>, plen: u8) -> Lab {
+        let prefix = unique(tag);
+        let switch = format!("{prefix}sw");
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir().unwrap();
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            switch: switch.clone(),
+            plen,
+            nodes: Vec::new(),
+            api: None,
+            kubeconfig: PathBuf::new(),
+            dir,
+            extra_ns: Vec::new(),
+        };
+        ferry_netns::create_named(&switch).expect("switch netns");
+        ip(Some(&switch), &["link", "set", "lo", "up"]);
+        ip(Some(&switch), &["link", "add", "br0", "type", "bridge"]);
+        ip(
+            Some(&switch),
+            &["addr", "add", &format!("{ROUTER}/{plen}"), "dev", "br0"],
+        );
+        ip(Some(&switch), &["link", "set", "br0", "up"]);
+        assert!(ns_exec(
+            &switch,
+            &["sysctl", "-qw", "net.ipv4.ip_forward=1"]
+        ));
+        let mut objects = Vec::new();
+        for i in 0..n {
+            let node = lab.add_node_ns(i);
+            let cidrs: Vec<&str> = if no_cidr.contains(&i) {
+                vec![]
+            } else {
+                vec![node.cidr.as_str()]
+            };
+            objects.push(node_object(&node.name, &[&node.ip], &cidrs));
+            lab.nodes.push(node);
+        }
+        objects.extend(extra);
+        let ns = NetNs::open(Path::new(&format!("/run/netns/{switch}"))).unwrap();
+        let state_dir = lab.dir.path().join("apiserver");
+        // Bound inside the switch netns: the listener and the server's
+        // runtime threads live there, reachable from every node.
+        let api = ns
+            .run(|| {
+                ferry_apiserver::ApiServer::spawn_blocking(
+                    ServerConfig {
+                        listen: format!("{ROUTER}:0").parse().unwrap(),
+                        token: String::new(),
+                        state_dir,
+                        sans: vec![],
+                        history: 1000,
+                    },
+                    objects,
+                )
+            })
+            .unwrap()
+            .expect("start the API server");
+        lab.kubeconfig = api.kubeconfig_path();
+        lab.api = Some(api);
+        lab
+    }
+
+    /// Node `i`'s netns, cabled to the bridge; not yet a Node object.
+    pub fn add_node_ns(&mut self, i: usize) -> LabNode {
+        let ns = format!("{}n{}", self.prefix, i + 1);
+        ferry_netns::create_named(&ns).expect("node netns");
+        let node_ip = format!("172.16.97.{}", 75 + i);
+        let port = format!("p{}", i + 1);
+        ip(Some(&ns), &["link", "set", "lo", "up"]);
+        ip(
+            Some(&self.switch),
+            &[
+                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        );
+        ip(
+            Some(&self.switch),
+            &["link", "set", &port, "master", "br0", "up"],
+        );
+        ip(
+            Some(&ns),
+            &[
+                "addr",
+                "add",
+                &format!("{node_ip}/{}", self.plen),
+                "dev",
+                "eth0",
+            ],
+        );
+        ip(Some(&ns), &["link", "set", "eth0", "up"]);
+        ip(Some(&ns), &["route", "add", "default", "via", ROUTER]);
+        let dir = self.dir.path().join(format!("node{}", i + 1));
+        fs::create_dir_all(&dir).unwrap();
+        LabNode {
+            name: format!("k8s-{}", i + 1),
+            ns,
+            ip: node_ip,
+            cidr: format!("10.244.{i}.0/24"),
+            dir,
+            ferryd: None,
+            flags: Vec::new(),
+            pods: Vec::new(),
+        }
+    }
+
+    /// An "external" host 192.0.2.10 behind the router (not a node).
+    pub fn add_external(&mut self) -> String {
+        let ns = format!("{}ext", self.prefix);
+        ferry_netns::create_named(&ns).expect("external netns");
+        self.extra_ns.push(ns.clone());
+        ip(Some(&ns), &["link", "set", "lo", "up"]);
+        ip(
+            Some(&self.switch),
+            &[
+                "link", "add", "ext", "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        );
+        ip(
+            Some(&self.switch),
+            &["addr", "add", "192.0.2.1/24", "dev", "ext"],
+        );
+        ip(Some(&self.switch), &["link", "set", "ext", "up"]);
+        ip(Some(&ns), &["addr", "add", "192.0.2.10/24", "dev", "eth0"]);
+        ip(Some(&ns), &["link", "set", "eth0", "up"]);
+        ip(Some(&ns), &["route", "add", "default", "via", "192.0.2.1"]);
+        ns
+    }
+
+    pub fn store(&self) -> Store {
+        self.api.as_ref().unwrap().store()
+    }
+
+    pub fn start_all(&mut self) {
+        let kc = self.kubeconfig.clone();
+        for n in &mut self.nodes {
+            n.start_ferryd(&kc);
+        }
+    }
+
+    pub fn wait_all_ready(&self) {
+        for n in &self.nodes {
+            n.wait_ready();
+        }
+    }
+
+    /// Stops the API server (an outage): connections are cut.
+    pub fn api_stop(&mut self) {
+        self.api.as_mut().unwrap().stop();
+    }
+
+    /// Restarts it on the same address, binding inside the switch netns.
+    pub fn api_restart(&mut self) {
+        let ns = NetNs::open(Path::new(&format!("/run/netns/{}", self.switch))).unwrap();
+        let api = self.api.as_mut().unwrap();
+        ns.run(|| api.restart())
+            .unwrap()
+            .expect("restart the API server");
+    }
+
+    /// The Node's `NetworkUnavailable` condition (status, reason).
+    pub fn network_condition(&self, node: &str) -> Option<(String, String)> {
+        let n = self.store().get(node)?;
+        let c = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "NetworkUnavailable")?;
+        Some((c.status, c.reason.unwrap_or_default()))
+    }
+
+    /// All logs, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- {} ferryd log\n{}", n.name, n.log()))
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop_ferryd();
+        }
+        self.nodes.clear();
+        self.api = None;
+        for ns in self.extra_ns.drain(..) {
+            let _ = ferry_netns::delete_named(&ns);
+        }
+        let _ = ferry_netns::delete_named(&self.switch);
+    }
+}
