@@ -1,0 +1,272 @@
+//! `bench`: figures for the README, each from a fresh lab per routing
+//! mode (prefix `flb-`, so a lab that is up is left alone):
+//! - pod↔pod TCP throughput across nodes (iperf3) divided by node↔node
+//!   throughput over the same links;
+//! - convergence after `up`: ferryd started → every pod reaches every
+//!   other node's pods;
+//! - a new pod: CNI ADD began → reachable from a pod on every other node.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{LabError, Result};
+use crate::lab::{DownGuard, Lab, UpOptions, STEP_LIMIT};
+use crate::sh;
+use crate::state::{LabConfig, Pod};
+use crate::topo::{Advertise, Routing};
+
+/// One lab configuration's figures.
+#[derive(Debug, Clone)]
+pub struct ModeFigures {
+    pub routing: Routing,
+    pub advertise: Advertise,
+    pub converged: Duration,
+    /// The new pod's reachability (ADD began → every node reaches it), one
+    /// sample per repetition.
+    pub new_pod: Vec<Duration>,
+    /// The ADD (the conflist's plugins) alone, per repetition.
+    pub add: Vec<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// Medians.
+    pub pod_bps: f64,
+    pub node_bps: f64,
+    /// The median of the ratios of runs made back to back (a busy machine
+    /// slows both runs of a pair alike).
+    pub ratio: f64,
+    pub pairs: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub modes: Vec<(Routing, Advertise)>,
+    /// iperf3 seconds per run.
+    pub seconds: u32,
+    /// Pod/node run pairs.
+    pub pairs: usize,
+    /// New pods per mode.
+    pub new_pods: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            modes: vec![
+                (Routing::Direct, Advertise::Aggregate),
+                (Routing::Ospf, Advertise::Aggregate),
+                (Routing::Ospf, Advertise::Pods),
+                (Routing::Bgp, Advertise::Aggregate),
+                (Routing::Bgp, Advertise::Pods),
+            ],
+            seconds: 3,
+            pairs: 5,
+            new_pods: 5,
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn spawn_in(netns: &str, program: &str, args: &[&str]) -> Result<Child> {
+    let ns = sh::open_ns(netns)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    ns.run(move || cmd.spawn())
+        .map_err(|e| LabError::netns(netns, e))?
+        .map_err(|e| LabError::Command {
+            command: format!("{program} in {netns}"),
+            output: e.to_string(),
+        })
+}
+
+/// One iperf3 run: server in `server_ns` on `ip`, client in `client_ns`;
+/// received bits per second.
+pub fn iperf(server_ns: &str, client_ns: &str, ip: &str, seconds: u32) -> Result<f64> {
+    let mut server = spawn_in(server_ns, "iperf3", &["-s", "-B", ip, "-p", "5201"])?;
+    let secs = seconds.to_string();
+    let args = ["-c", ip, "-p", "5201", "-t", &secs, "-O", "1", "-J"];
+    let mut result = Err(LabError::Invalid("iperf3 never ran".into()));
+    // The server may need a moment to listen: the client then fails at
+    // once ("unable to connect"), and is run again.
+    for _ in 0..50 {
+        result = sh::ns_output(client_ns, "iperf3", &args).and_then(|out| {
+            let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| LabError::Command {
+                command: format!("iperf3 -c {ip} (in {client_ns})"),
+                output: format!("{e}: {}", String::from_utf8_lossy(&out.stderr)),
+            })?;
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .filter(|b| *b > 0.0)
+                .ok_or_else(|| LabError::Command {
+                    command: format!("iperf3 -c {ip} (in {client_ns})"),
+                    output: v["error"].as_str().unwrap_or("no result").to_string(),
+                })
+        });
+        match &result {
+            Err(LabError::Command { output, .. }) if output.contains("unable to connect") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => break,
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+/// Pod on node 1 → pod on node 2, and node 1 → node 2, back to back
+/// (which goes first alternates), `pairs` times.
+pub fn throughput(lab: &Lab, seconds: u32, pairs: usize) -> Result<Throughput> {
+    let nodes = lab.plans();
+    if nodes.len() < 2 {
+        return Err(LabError::Invalid("throughput needs two nodes".into()));
+    }
+    let pod_on = |n: &str| -> Result<Pod> {
+        lab.state
+            .pods_on(n)
+            .first()
+            .map(|p| (*p).clone())
+            .ok_or_else(|| LabError::Invalid(format!("no pod on {n}")))
+    };
+    let (a, b) = (pod_on(&nodes[0].name)?, pod_on(&nodes[1].name)?);
+    let b_ip = b.ip_v4().unwrap_or_default().to_string();
+    let pod = || iperf(&b.netns, &a.netns, &b_ip, seconds);
+    let host = || iperf(&nodes[1].netns, &nodes[0].netns, &nodes[1].ip, seconds);
+    let (mut pods, mut hosts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs.max(1) {
+        let (p, h) = if i % 2 == 0 {
+            let p = pod()?;
+            (p, host()?)
+        } else {
+            let h = host()?;
+            (pod()?, h)
+        };
+        pods.push(p);
+        hosts.push(h);
+        ratios.push(p / h);
+    }
+    Ok(Throughput {
+        pod_bps: median(pods),
+        node_bps: median(hosts),
+        ratio: median(ratios),
+        pairs: pairs.max(1),
+    })
+}
+
+/// New pods on the first node, one at a time: ADD began → every other
+/// node's first pod gets an echo reply.
+pub fn new_pod_times(lab: &mut Lab, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let first = lab.plans()[0].name.clone();
+    let observers: Vec<Pod> = lab
+        .state
+        .nodes
+        .iter()
+        .skip(1)
+        .filter_map(|n| {
+            lab.state
+                .pods_on(&n.plan.name)
+                .first()
+                .map(|p| (*p).clone())
+        })
+        .collect();
+    let (mut out, mut adds) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        let pod = lab.add_pod(&first, None, None)?;
+        adds.push(t.elapsed());
+        let ip = pod.ip_v4().unwrap_or_default().to_string();
+        let secs = STEP_LIMIT.as_secs() as u32;
+        let ok = crate::check::parallel(&observers, 8, |o| sh::ping_until(&o.netns, &ip, secs));
+        if ok.iter().any(|r| !r) {
+            return Err(LabError::Timeout {
+                what: format!("new pod {ip} reachable from every node"),
+                waited: STEP_LIMIT,
+                detail: String::new(),
+            });
+        }
+        out.push(t.elapsed());
+        lab.delete_pod(&pod.name)?;
+    }
+    Ok((out, adds))
+}
+
+/// The whole bench; `report` gets each figure as it comes.
+pub fn run(
+    bin_dir: &Path,
+    opts: &BenchOptions,
+    report: &mut dyn FnMut(&str),
+) -> Result<(Option<Throughput>, Vec<ModeFigures>)> {
+    let mut tp = None;
+    let mut figures = Vec::new();
+    for (routing, advertise) in &opts.modes {
+        let mut cfg = LabConfig::new("flb-");
+        cfg.bin_dir = bin_dir.to_path_buf();
+        cfg.quiet = true;
+        let _guard = DownGuard(cfg.clone());
+        crate::down::down(&cfg)?;
+        let mut lab = Lab::up(
+            cfg,
+            &UpOptions {
+                routing: *routing,
+                advertise: *advertise,
+                nodes: 3,
+                pods_per_node: 1,
+                dual_stack: false,
+            },
+        )?;
+        let converged = Duration::from_secs_f64(lab.state.converged_s.unwrap_or_default());
+        if tp.is_none() {
+            let t = throughput(&lab, opts.seconds, opts.pairs)?;
+            report(&format!(
+                "throughput pod→pod across nodes {:.2} Gbit/s, node→node {:.2} Gbit/s (medians): ratio {:.3} (median of {} back-to-back pairs of {} s runs)",
+                t.pod_bps / 1e9,
+                t.node_bps / 1e9,
+                t.ratio,
+                t.pairs,
+                opts.seconds
+            ));
+            tp = Some(t);
+        }
+        let (new_pod, add) = new_pod_times(&mut lab, opts.new_pods)?;
+        let f = ModeFigures {
+            routing: *routing,
+            advertise: *advertise,
+            converged,
+            new_pod,
+            add,
+        };
+        report(&format_mode(&f));
+        figures.push(f);
+    }
+    Ok((tp, figures))
+}
+
+pub fn format_mode(f: &ModeFigures) -> String {
+    let ms: Vec<f64> = f.new_pod.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let add: Vec<f64> = f.add.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let max = ms.iter().copied().fold(0.0, f64::max);
+    let mode = if f.routing.uses_frr() {
+        format!("{}/{}", f.routing, f.advertise)
+    } else {
+        f.routing.to_string()
+    };
+    format!(
+        "{mode:<14} converged {:5.2} s after ferryd start; new pod reachable from every node {:.0} ms after ADD began (median; max {:.0}; ADD itself {:.0} ms; {} pods)",
+        f.converged.as_secs_f64(),
+        median(ms.clone()),
+        max,
+        median(add),
+        ms.len()
+    )
+}

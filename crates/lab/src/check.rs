@@ -1,0 +1,405 @@
+//! `check`: every pod pings every other pod (both families when
+//! dual-stack), every node and is pinged by every node; every pod opens a
+//! TCP connection to the internet host, which answers with the source
+//! address it saw: the pod's node's (masquerade), never the pod's own.
+//! Also the waits the other commands use: routes complete, mesh up.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result};
+use crate::routes;
+use crate::sh;
+use crate::state::{NodeState, Pod, State};
+use crate::topo;
+
+/// What a probe tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    PodToPod,
+    PodToNode,
+    NodeToPod,
+    PodToInternet,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::PodToPod => "pod→pod",
+            Kind::PodToNode => "pod→node",
+            Kind::NodeToPod => "node→pod",
+            Kind::PodToInternet => "pod→internet",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub kind: Kind,
+    /// `pod-1 (k8s-master) → 10.244.1.2 (pod-2)`.
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub probes: Vec<Probe>,
+}
+
+impl Report {
+    pub fn failed(&self) -> Vec<&Probe> {
+        self.probes.iter().filter(|p| !p.ok).collect()
+    }
+
+    /// `42 probes ok: pod→pod 6, pod→node 9, ...`.
+    pub fn summary(&self) -> String {
+        let mut kinds: Vec<Kind> = self.probes.iter().map(|p| p.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        let parts: Vec<String> = kinds
+            .iter()
+            .map(|k| {
+                let n = self.probes.iter().filter(|p| p.kind == *k).count();
+                let bad = self.probes.iter().filter(|p| p.kind == *k && !p.ok).count();
+                if bad == 0 {
+                    format!("{} {n}", k.as_str())
+                } else {
+                    format!("{} {}/{n} FAILED", k.as_str(), bad)
+                }
+            })
+            .collect();
+        let failed = self.failed().len();
+        let head = if failed == 0 {
+            format!("{} probes ok", self.probes.len())
+        } else {
+            format!("{failed} of {} probes FAILED", self.probes.len())
+        };
+        format!("{head}: {}", parts.join(", "))
+    }
+
+    /// Ok when every probe passed, else [`LabError::CheckFailed`] listing
+    /// the failures.
+    pub fn into_result(self) -> Result<Report> {
+        let failed = self.failed();
+        if failed.is_empty() {
+            return Ok(self);
+        }
+        let list = failed
+            .iter()
+            .map(|p| format!("  {} {}: {}", p.kind.as_str(), p.what, p.detail))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Err(LabError::CheckFailed {
+            failed: failed.len(),
+            total: self.probes.len(),
+            list,
+        })
+    }
+}
+
+/// A ping to run: from a netns to an address.
+#[derive(Debug, Clone)]
+pub struct Ping {
+    pub kind: Kind,
+    pub from: String,
+    pub to: String,
+    pub what: String,
+}
+
+fn node_of<'a>(state: &'a State, pod: &Pod) -> Option<&'a NodeState> {
+    state.node(&pod.node)
+}
+
+/// Every pod to every other pod, optionally only across nodes.
+pub fn pod_pings(state: &State, across_only: bool) -> Vec<Ping> {
+    let mut out = Vec::new();
+    for a in &state.pods {
+        for b in &state.pods {
+            if a.name == b.name || (across_only && a.node == b.node) {
+                continue;
+            }
+            for ip in &b.ips {
+                out.push(Ping {
+                    kind: Kind::PodToPod,
+                    from: a.netns.clone(),
+                    to: ip.clone(),
+                    what: format!("{} ({}) → {ip} ({} on {})", a.name, a.node, b.name, b.node),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn node_pings(state: &State) -> Vec<Ping> {
+    let mut out = Vec::new();
+    for p in &state.pods {
+        for n in &state.nodes {
+            let dual = n.plan.ips().len() > 1;
+            for ip in n.plan.ips() {
+                if !dual && ip.contains(':') {
+                    continue;
+                }
+                out.push(Ping {
+                    kind: Kind::PodToNode,
+                    from: p.netns.clone(),
+                    to: ip.clone(),
+                    what: format!("{} ({}) → {ip} ({})", p.name, p.node, n.plan.name),
+                });
+            }
+            for ip in &p.ips {
+                out.push(Ping {
+                    kind: Kind::NodeToPod,
+                    from: n.plan.netns.clone(),
+                    to: ip.clone(),
+                    what: format!("{} → {ip} ({} on {})", n.plan.name, p.name, p.node),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Runs `f` over `items` on up to `workers` threads; results in order.
+pub fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1).min(items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// Runs pings: one echo with 2 s to answer, once more on failure.
+pub fn run_pings(pings: &[Ping]) -> Vec<Probe> {
+    parallel(pings, 12, |p| {
+        let ok = sh::ping(&p.from, &p.to, 2) || sh::ping_until(&p.from, &p.to, 2);
+        Probe {
+            kind: p.kind,
+            what: p.what.clone(),
+            ok,
+            detail: if ok {
+                String::new()
+            } else {
+                "no echo reply".into()
+            },
+        }
+    })
+}
+
+/// The internet host's TCP listeners (one per family), answering each
+/// connection with the peer address they saw; stopped on drop.
+pub struct Witness {
+    pub addrs: Vec<SocketAddr>,
+    stop: std::sync::Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Witness {
+    pub fn start(internet_ns: &str, dual_stack: bool) -> Result<Witness> {
+        let mut binds = vec![topo::INTERNET_HOST_V4];
+        if dual_stack {
+            binds.push(topo::INTERNET_HOST_V6);
+        }
+        let ns = sh::open_ns(internet_ns)?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mut w = Witness {
+            addrs: Vec::new(),
+            stop: stop.clone(),
+            threads: Vec::new(),
+        };
+        for host in binds {
+            let ip: IpAddr = host.parse().expect("address");
+            let listener = ns
+                .run(|| TcpListener::bind(SocketAddr::new(ip, 0)))
+                .map_err(|e| LabError::netns(internet_ns, e))?
+                .map_err(|e| LabError::io(format!("listen on {ip} in {internet_ns}"), e))?;
+            w.addrs.push(
+                listener
+                    .local_addr()
+                    .map_err(|e| LabError::io("listener", e))?,
+            );
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| LabError::io("listener", e))?;
+            let stop = stop.clone();
+            w.threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((mut s, peer)) => {
+                            let _ = s.set_nonblocking(false);
+                            let _ = writeln!(s, "{}", peer.ip());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            }));
+        }
+        Ok(w)
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The address the internet host saw for a connection from `netns`.
+pub fn seen_from(netns: &str, addr: SocketAddr) -> Result<String> {
+    let s = sh::tcp_connect(netns, addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| LabError::io("socket", e))?;
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| LabError::io(format!("read from {addr}"), e))?;
+    Ok(line.trim().to_string())
+}
+
+fn internet_probes(state: &State, witness: &Witness) -> Vec<Probe> {
+    let mut jobs = Vec::new();
+    for p in &state.pods {
+        let Some(node) = node_of(state, p) else {
+            continue;
+        };
+        for addr in &witness.addrs {
+            let want = if addr.is_ipv6() {
+                node.plan.ip6.clone()
+            } else {
+                Some(node.plan.ip.clone())
+            };
+            if let Some(want) = want {
+                jobs.push((p.clone(), *addr, want));
+            }
+        }
+    }
+    parallel(&jobs, 12, |(p, addr, want)| {
+        let what = format!("{} ({}) → {addr}", p.name, p.node);
+        match seen_from(&p.netns, *addr) {
+            Ok(seen) if seen == *want => Probe {
+                kind: Kind::PodToInternet,
+                what: format!("{what}, seen as {seen}"),
+                ok: true,
+                detail: String::new(),
+            },
+            Ok(seen) => Probe {
+                kind: Kind::PodToInternet,
+                what,
+                ok: false,
+                detail: format!(
+                    "the internet host saw {seen}, not the node's {want} (no masquerade?)"
+                ),
+            },
+            Err(e) => Probe {
+                kind: Kind::PodToInternet,
+                what,
+                ok: false,
+                detail: e.to_string(),
+            },
+        }
+    })
+}
+
+/// The whole check (see the module docs).
+pub fn run(prefix: &str, state: &State) -> Result<Report> {
+    let mut pings = pod_pings(state, false);
+    pings.extend(node_pings(state));
+    let mut probes = run_pings(&pings);
+    let witness = Witness::start(&topo::fixed(prefix).internet, state.dual_stack)?;
+    probes.extend(internet_probes(state, &witness));
+    Ok(Report { probes })
+}
+
+/// Nodes whose routing table does not yet send some other node's pod to
+/// that node: `node: ip` lines; empty when complete.
+pub fn missing_routes(state: &State) -> Vec<String> {
+    let mut missing = Vec::new();
+    for n in &state.nodes {
+        let table = match routes::table(&n.plan.netns) {
+            Ok(t) => t,
+            Err(e) => {
+                missing.push(format!("{}: {e}", n.plan.name));
+                continue;
+            }
+        };
+        for p in state.pods.iter().filter(|p| p.node != n.plan.name) {
+            let Some(owner) = node_of(state, p) else {
+                continue;
+            };
+            for ip in &p.ips {
+                let Ok(addr) = ip.parse::<IpAddr>() else {
+                    continue;
+                };
+                let via = if addr.is_ipv6() {
+                    owner.plan.ip6.clone().unwrap_or_default()
+                } else {
+                    owner.plan.ip.clone()
+                };
+                if !routes::routes_via(&table, addr, &via) {
+                    missing.push(format!("{}: no route to {ip} via {via}", n.plan.name));
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// Waits until every node routes every other node's pods, then until
+/// every pod reaches every pod on other nodes. Returns the time taken.
+pub fn wait_converged(state: &State, limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let missing = missing_routes(state);
+        if missing.is_empty() {
+            break;
+        }
+        if start.elapsed() >= limit {
+            return Err(LabError::Timeout {
+                what: "routes to every pod on every node".into(),
+                waited: limit,
+                detail: missing.join("\n"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let pings = pod_pings(state, true);
+    let left = limit.saturating_sub(start.elapsed()).as_secs().max(2) as u32;
+    let fails: Vec<String> = parallel(&pings, 12, |p| {
+        (!sh::ping_until(&p.from, &p.to, left)).then(|| p.what.clone())
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    if !fails.is_empty() {
+        return Err(LabError::Timeout {
+            what: "every pod to reach every pod on other nodes".into(),
+            waited: limit,
+            detail: fails.join("\n"),
+        });
+    }
+    Ok(start.elapsed())
+}
