@@ -1,0 +1,290 @@
+//! The ferry DaemonSet: `ferryd install` as an init container (the seed's
+//! start-up script), then `ferryd run`, on the host's network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext,
+    Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::{
+    default_of, env_of, frr, metrics_addr, routing_name, uses_frr, Images, Routing, IMAGE_BIN_DIR,
+    NAME, NAMESPACE, STATE_DIR,
+};
+
+/// The label every object carries and the DaemonSets select on.
+pub const APP_LABEL: &str = "app.kubernetes.io/name";
+
+/// Memory for ferryd (and its init container). Measured (release build,
+/// against ferry-apiserver): RSS 18.4 MiB (peak 19.8) with 1,000 Nodes,
+/// 24.2 MiB (peak 27.6) with 5,000; the limit leaves room above that.
+pub const AGENT_MEMORY: (&str, &str) = ("32Mi", "100Mi");
+/// With ospf/bgp, ferryd's container also runs `frr-reload.py` (python3:
+/// 18.8 MiB peak before reading any config) and `vtysh` on every change
+/// and resync.
+pub const AGENT_FRR_MEMORY: (&str, &str) = ("64Mi", "200Mi");
+pub const AGENT_CPU_REQUEST: &str = "25m";
+
+pub fn labels(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(APP_LABEL.to_string(), app.to_string())])
+}
+
+pub fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    meta_for(name, namespace, NAME)
+}
+
+pub fn meta_for(name: &str, namespace: Option<&str>, app: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(String::from),
+        labels: Some(labels(app)),
+        ..ObjectMeta::default()
+    }
+}
+
+pub fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// `NODE_NAME` from the downward API.
+pub fn node_name_env() -> EnvVar {
+    EnvVar {
+        name: "NODE_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "spec.nodeName".into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+pub fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// The host directories ferryd writes, as (volume name, path): mounted at
+/// the same path inside, because the conflist names them as the host sees
+/// them (`dataDir`) and the plugin runs on the host.
+pub fn host_dirs() -> Vec<(&'static str, String)> {
+    vec![
+        ("cni-bin", default_of("cni-bin-dir")),
+        ("cni-conf", default_of("cni-conf-dir")),
+        ("state", STATE_DIR.to_string()),
+    ]
+}
+
+pub fn host_volumes() -> Vec<Volume> {
+    host_dirs()
+        .into_iter()
+        .map(|(name, path)| Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path,
+                type_: Some("DirectoryOrCreate".into()),
+            }),
+            ..Volume::default()
+        })
+        .collect()
+}
+
+pub fn host_mounts() -> Vec<VolumeMount> {
+    host_dirs()
+        .iter()
+        .map(|(name, path)| mount(name, path, false))
+        .collect()
+}
+
+/// What the pod spec of both DaemonSets shares: the host's network, every
+/// node (taints tolerated), before anything else (`system-node-critical`).
+pub fn node_pod(init: Vec<Container>, containers: Vec<Container>, volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
+        host_network: Some(true),
+        priority_class_name: Some("system-node-critical".into()),
+        tolerations: Some(vec![Toleration {
+            operator: Some("Exists".into()),
+            ..Toleration::default()
+        }]),
+        node_selector: Some(BTreeMap::from([(
+            "kubernetes.io/os".to_string(),
+            "linux".to_string(),
+        )])),
+        init_containers: (!init.is_empty()).then_some(init),
+        containers,
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+pub fn daemonset_of(name: &str, spec: PodSpec) -> DaemonSet {
+    DaemonSet {
+        metadata: meta_for(name, Some(NAMESPACE), name),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(labels(name)),
+                ..LabelSelector::default()
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    ..RollingUpdateDaemonSet::default()
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(name)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            ..DaemonSetSpec::default()
+        }),
+        ..DaemonSet::default()
+    }
+}
+
+pub fn capabilities(drop_all: bool, add: &[&str]) -> Capabilities {
+    Capabilities {
+        drop: drop_all.then(|| vec!["ALL".to_string()]),
+        add: Some(add.iter().map(|c| c.to_string()).collect()),
+    }
+}
+
+/// ferryd's privileges. Netlink (links, addresses, routes) and nftables
+/// need `NET_ADMIN` and nothing else; `/proc/sys` stays read-only (ferryd
+/// only reads `ip_forward`, which kubeadm's preflight already requires to
+/// be 1). With ospf/bgp, ferryd hands `frr.conf` to FRR's user (CHOWN) and
+/// `vtysh`/`frr-reload.py` use FRR's frr-owned files and sockets
+/// (DAC_OVERRIDE). The tests run each container with exactly these.
+pub fn agent_capabilities(routing: Routing) -> Vec<&'static str> {
+    let mut caps = vec!["NET_ADMIN"];
+    if uses_frr(routing) {
+        caps.extend(["CHOWN", "DAC_OVERRIDE"]);
+    }
+    caps
+}
+
+pub fn agent_security(routing: Routing) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(capabilities(true, &agent_capabilities(routing))),
+        ..SecurityContext::default()
+    }
+}
+
+pub fn resources(cpu: &str, memory: (&str, &str)) -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), q(cpu)),
+            ("memory".to_string(), q(memory.0)),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), q(memory.1))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The settings every ferryd container gets, as environment variables so
+/// that `kubectl exec ... ferryd status` sees the same ones.
+pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
+    let mut out = vec![
+        node_name_env(),
+        env(&env_of("routing"), &routing_name(routing)),
+    ];
+    out.extend(frr::agent_env(routing));
+    out
+}
+
+pub fn ferryd_command() -> Vec<String> {
+    vec![format!("{IMAGE_BIN_DIR}/ferryd")]
+}
+
+/// A container running `ferryd SUBCOMMAND` with the agent's settings,
+/// mounts and privileges.
+pub fn agent_container(
+    name: &str,
+    subcommand: &str,
+    routing: Routing,
+    images: &Images,
+) -> Container {
+    let mut mounts = host_mounts();
+    mounts.extend(frr::agent_mounts(routing));
+    Container {
+        name: name.into(),
+        image: Some(images.agent(routing)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(ferryd_command()),
+        args: Some(vec![subcommand.into()]),
+        env: Some(agent_env(routing)),
+        volume_mounts: Some(mounts),
+        security_context: Some(agent_security(routing)),
+        resources: Some(resources(
+            AGENT_CPU_REQUEST,
+            if uses_frr(routing) {
+                AGENT_FRR_MEMORY
+            } else {
+                AGENT_MEMORY
+            },
+        )),
+        ..Container::default()
+    }
+}
+
+/// An HTTP probe of ferryd's `--metrics-addr`. With `hostNetwork`, kubelet
+/// reaches the pod's loopback as its own (as kubeadm's etcd probe does).
+pub fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    let addr = metrics_addr();
+    Probe {
+        http_get: Some(HTTPGetAction {
+            host: Some(addr.ip().to_string()),
+            path: Some(path.into()),
+            port: IntOrString::Int(addr.port().into()),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+/// The ferry DaemonSet for a routing mode.
+pub fn daemonset(routing: Routing, images: &Images) -> DaemonSet {
+    let mut init = Vec::new();
+    if uses_frr(routing) {
+        // A native sidecar: started before `ferryd install`, which
+        // configures FRR and so needs it running.
+        init.push(frr::sidecar(images));
+    }
+    init.push(agent_container("install", "install", routing, images));
+    let mut agent = agent_container("ferryd", "run", routing, images);
+    agent.liveness_probe = Some(http_probe("/healthz", 10, 6));
+    agent.readiness_probe = Some(http_probe("/readyz", 5, 3));
+    let mut volumes = host_volumes();
+    volumes.extend(frr::volumes(routing));
+    let mut spec = node_pod(init, vec![agent], volumes);
+    spec.service_account_name = Some(NAME.into());
+    daemonset_of(NAME, spec)
+}

@@ -1,0 +1,172 @@
+//! ospf and bgp modes, as the manifests run them: the FRR sidecar (Debian's FRR 8.4
+//! standing in for FRR's image, started as the image's `docker-start` does,
+//! from the manifest's `daemons` ConfigMap) with its capabilities, and
+//! `ferryd install` with its own, sharing only the two emptyDirs and the
+//! Secret the user created. ferryd must get its config into the running FRR.
+
+mod common;
+mod lab;
+mod sandbox;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{checked_in, pod};
+use ferry_deploy::{Object, Routing};
+use lab::{container, Lab, LIMIT};
+use sandbox::{Running, Sandbox};
+
+/// What FRR's image runs (`/usr/lib/frr/docker-start`): watchfrr with the
+/// daemons the `daemons` file enables.
+const DOCKER_START: &str =
+    ". /usr/lib/frr/frrcommon.sh && exec /usr/lib/frr/watchfrr $(daemon_list)";
+
+/// Kills FRR's daemons by their pid files (in the frr-run emptyDir), then
+/// watchfrr: a container runtime would kill the whole container.
+struct Frr {
+    watchfrr: Option<Running>,
+    run_dir: PathBuf,
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        self.watchfrr.take();
+        for entry in fs::read_dir(&self.run_dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pid") {
+                if let Ok(pid) = fs::read_to_string(&path) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", pid.trim()])
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+/// Runs `argv` in a container of the pod, as `kubectl exec` would.
+fn exec(sb: &Sandbox, file: &str, name: &str, argv: &[&str]) -> (bool, String) {
+    let (spec, mut c) = container(file, name);
+    c.command = Some(argv.iter().map(|a| a.to_string()).collect());
+    c.args = None;
+    let mut run = sb.start(&spec, &c, None);
+    let ok = run.wait(LIMIT).success();
+    (ok, run.log())
+}
+
+#[test]
+fn ospf_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
+    frr_mode(
+        Routing::Ospf,
+        &[
+            "router ospf",
+            "ip ospf message-digest-key 1 md5",
+            "10.244.0.0/24",
+        ],
+    );
+}
+
+#[test]
+fn bgp_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
+    frr_mode(
+        Routing::Bgp,
+        &[
+            "router bgp 64512",
+            "neighbor 172.16.97.76",
+            "password",
+            "10.244.0.0/24",
+        ],
+    );
+}
+
+/// Sidecar up (its startupProbe passes), then `ferryd install`; FRR then
+/// runs ferryd's config, holding each of `expect`.
+fn frr_mode(routing: Routing, expect: &[&str]) {
+    let file = ferry_deploy::file_name(routing);
+    let lab = Lab::new("ctrfrr", true);
+    let mut sb = lab.sandbox();
+    let (_, objects) = checked_in().into_iter().find(|(f, _)| f == file).unwrap();
+    for o in &objects {
+        if let Object::ConfigMap(cm) = o {
+            sb.add_data(
+                cm.metadata.name.as_deref().unwrap(),
+                cm.data.clone().unwrap_or_default(),
+            );
+        }
+    }
+    // What `kubectl create secret generic ... --from-literal=...` makes.
+    let (secret, key) = match routing {
+        Routing::Bgp => ferry_deploy::BGP_SECRET,
+        _ => ferry_deploy::OSPF_SECRET,
+    };
+    sb.add_data(
+        secret,
+        BTreeMap::from([(key.to_string(), "0123456789abcdef".to_string())]),
+    );
+
+    // The sidecar, with the image's start command.
+    let (spec, mut frr) = container(file, "frr");
+    frr.command = Some(vec!["/bin/bash".into(), "-c".into(), DOCKER_START.into()]);
+    let mut guard = Frr {
+        watchfrr: None,
+        run_dir: sb.volume_dir("frr-run"),
+    };
+    guard.watchfrr = Some(sb.start(&spec, &frr, None));
+
+    // Its startupProbe, until it passes (then kubelet starts `install`).
+    let probe = container(file, "frr")
+        .1
+        .startup_probe
+        .and_then(|p| p.exec)
+        .and_then(|e| e.command)
+        .expect("an exec startupProbe");
+    let argv: Vec<&str> = probe.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    loop {
+        let (ok, out) = exec(&sb, file, "frr", &argv);
+        if ok {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "FRR never came up: {out}\n{}",
+            guard.watchfrr.as_ref().unwrap().log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let (_, install) = container(file, "install");
+    let mut run = sb.start(&pod_of(&objects), &install, None);
+    assert!(
+        run.wait(LIMIT).success(),
+        "install failed:\n{}\nFRR:\n{}",
+        run.log(),
+        guard.watchfrr.as_ref().unwrap().log()
+    );
+
+    // FRR runs ferryd's config (with the key), and zebra put the
+    // aggregate's blackhole into the node's kernel.
+    let (ok, running) = exec(&sb, file, "frr", &["vtysh", "-c", "show running-config"]);
+    assert!(ok, "{running}");
+    for needle in expect {
+        assert!(
+            running.contains(needle),
+            "running config lacks {needle}:\n{running}"
+        );
+    }
+    let blackholes = ferry_testkit::ip(Some(&lab.node_ns), &["route", "show", "type", "blackhole"]);
+    assert!(blackholes.contains("10.244.0.0/24"), "{blackholes}");
+    assert!(sb
+        .volume_dir("cni-conf")
+        .join(ferryd::CONFLIST_FILE)
+        .exists());
+    // The key reached FRR, never ferryd's log.
+    assert!(!run.log().contains("0123456789abcdef"));
+}
+
+fn pod_of(objects: &[Object]) -> k8s_openapi::api::core::v1::PodSpec {
+    pod(common::daemonsets(objects)[0]).clone()
+}

@@ -1,0 +1,464 @@
+//! The checked-in manifests: equal to what the generator renders now, valid
+//! Kubernetes objects, and consistent with what ferryd accepts, calls and
+//! writes (all derived from ferryd's code, not restated here).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use clap::CommandFactory;
+use common::*;
+use ferry_deploy::{manifests, Images, Object, Routing};
+
+#[test]
+fn checked_in_files_equal_the_generator_output() {
+    let mut expected = BTreeSet::new();
+    for m in manifests(&Images::default()) {
+        assert_eq!(
+            read(m.file),
+            m.render(),
+            "deploy/{} differs from the generator: run `cargo run -p ferry-deploy`",
+            m.file
+        );
+        expected.insert(m.file.to_string());
+    }
+    let on_disk: BTreeSet<String> = fs::read_dir(deploy_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    assert_eq!(on_disk, expected, "stale or missing manifests in deploy/");
+}
+
+#[test]
+fn files_parse_into_kubernetes_types_and_back() {
+    for (m, (file, parsed)) in manifests(&Images::default()).iter().zip(checked_in()) {
+        assert_eq!(parsed, m.objects, "{file}: YAML round trip lost something");
+        let kinds: Vec<&str> = parsed.iter().map(Object::kind).collect();
+        let want: &[&str] = match file.as_str() {
+            "ferry.yaml" => &[
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "DaemonSet",
+            ],
+            "ferry-uninstall.yaml" => &["DaemonSet"],
+            _ => &[
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ConfigMap",
+                "DaemonSet",
+            ],
+        };
+        assert_eq!(kinds, want, "{file}");
+    }
+    // Not a manifest of ours.
+    let e = ferry_deploy::parse("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n");
+    assert!(e.is_err());
+    let e = ferry_deploy::parse("apiVersion: v1\nkind: ConfigMap\nmetadata: 7\n");
+    assert!(e.is_err(), "a malformed object is an error");
+}
+
+#[test]
+fn ferry_images_are_tagged_with_ferryds_version() {
+    let ferryd_version = ferryd::cli::Cli::command()
+        .get_version()
+        .expect("ferryd has a version")
+        .to_string();
+    let d = Images::default();
+    let ours = [&d.ferry, &d.ferry_frr];
+    let mut seen = BTreeSet::new();
+    for (file, objects) in checked_in() {
+        for ds in daemonsets(&objects) {
+            for c in containers(pod(ds)) {
+                let image = c.image.clone().expect("every container names its image");
+                let (repo, tag) = image.rsplit_once(':').expect("a tag");
+                if ours.iter().any(|r| *r == repo) {
+                    assert_eq!(tag, ferryd_version, "{file}: {}: {image}", c.name);
+                    assert!(runs_ferryd(c), "{file}: {} runs our image", c.name);
+                } else {
+                    assert!(
+                        [&d.frr, &d.pause].contains(&&image),
+                        "{file}: {}: unexpected image {image}",
+                        c.name
+                    );
+                }
+                seen.insert(image);
+            }
+        }
+    }
+    assert_eq!(seen.len(), 4, "ferry, ferry-frr, FRR, pause: {seen:?}");
+    // ferry-frr is built on the sidecar's FRR, so vtysh and frr-reload.py
+    // match the daemons they talk to.
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!("ARG FRR_IMAGE={}\n", d.frr)),
+        "deploy/Dockerfile must build ferry-frr on {}",
+        d.frr
+    );
+    for target in ["AS ferry-frr", "AS ferry\n"] {
+        assert!(dockerfile.contains(target), "Dockerfile: {target:?}");
+    }
+}
+
+#[test]
+fn containers_pass_only_flags_and_env_ferryd_accepts() {
+    let flags = ferryd::cli::flags();
+    let accepted: BTreeSet<String> = flags
+        .iter()
+        .filter_map(|f| f.env.clone())
+        .chain(ferryd::cli::EXTRA_ENV.iter().map(|e| e.to_string()))
+        .collect();
+    let subcommands: BTreeSet<String> = ferryd::cli::Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let mut checked = 0;
+    for (file, objects) in checked_in() {
+        for ds in daemonsets(&objects) {
+            for c in containers(pod(ds)).into_iter().filter(|c| runs_ferryd(c)) {
+                let args = c.args.clone().unwrap_or_default();
+                let sub = args.first().expect("a subcommand");
+                assert!(subcommands.contains(sub), "{file}: {}: {sub}", c.name);
+                let argv = std::iter::once("ferryd".to_string()).chain(args.clone());
+                if let Err(e) = <ferryd::cli::Cli as clap::Parser>::try_parse_from(argv) {
+                    panic!("{file}: {}: ferryd rejects {args:?}: {e}", c.name);
+                }
+                for e in c.env.iter().flatten() {
+                    assert!(
+                        accepted.contains(&e.name),
+                        "{file}: {}: ferryd reads no {}",
+                        c.name,
+                        e.name
+                    );
+                    let (Some(value), Some(flag)) = (
+                        &e.value,
+                        flags.iter().find(|f| f.env.as_deref() == Some(&e.name)),
+                    ) else {
+                        continue;
+                    };
+                    let arg = format!("--{}={value}", flag.long);
+                    if let Err(err) = <ferryd::cli::Cli as clap::Parser>::try_parse_from([
+                        "ferryd".to_string(),
+                        arg.clone(),
+                    ]) {
+                        panic!("{file}: {}: ferryd rejects {arg}: {err}", c.name);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    // install + run in three modes, uninstall.
+    assert_eq!(checked, 7);
+}
+
+/// `(group, resource, verb)` and `(url, verb)` as the ClusterRole grants.
+type Grants = (
+    BTreeSet<(String, String, String)>,
+    BTreeSet<(String, String)>,
+);
+
+#[test]
+fn cluster_role_grants_exactly_ferryds_api_calls() {
+    let mut want: Grants = Default::default();
+    for call in ferryd::API_CALLS {
+        for verb in call.verbs {
+            want.0
+                .insert((call.group.into(), call.resource.into(), verb.to_string()));
+        }
+    }
+    for url in ferryd::NON_RESOURCE_URLS {
+        want.1.insert((url.to_string(), "get".into()));
+    }
+    for (file, objects) in checked_in() {
+        let roles: Vec<_> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::ClusterRole(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if file == ferry_deploy::UNINSTALL_FILE {
+            assert!(roles.is_empty(), "uninstall needs no API access");
+            let spec = pod(daemonsets(&objects)[0]);
+            assert_eq!(spec.automount_service_account_token, Some(false));
+            continue;
+        }
+        assert_eq!(roles.len(), 1, "{file}");
+        let mut got: Grants = Default::default();
+        for rule in roles[0].rules.iter().flatten() {
+            for verb in &rule.verbs {
+                for url in rule.non_resource_urls.iter().flatten() {
+                    got.1.insert((url.clone(), verb.clone()));
+                }
+                for group in rule.api_groups.iter().flatten() {
+                    for resource in rule.resources.iter().flatten() {
+                        got.0
+                            .insert((group.clone(), resource.clone(), verb.clone()));
+                    }
+                }
+            }
+            assert!(rule.resource_names.is_none(), "{file}: no resourceNames");
+        }
+        assert_eq!(got, want, "{file}");
+        assert!(got.0.iter().all(|(_, _, v)| v != "*"), "no wildcards");
+
+        // Bound to the account the DaemonSet runs as.
+        let binding = objects
+            .iter()
+            .find_map(|o| match o {
+                Object::ClusterRoleBinding(b) => Some(b),
+                _ => None,
+            })
+            .expect("a binding");
+        assert_eq!(
+            binding.role_ref.name,
+            roles[0].metadata.name.clone().unwrap()
+        );
+        let spec = pod(daemonsets(&objects)[0]);
+        let account = spec.service_account_name.clone().expect("an account");
+        let subjects = binding.subjects.clone().unwrap_or_default();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(
+            (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+            ("ServiceAccount", account.as_str())
+        );
+        assert_eq!(
+            subjects[0].namespace.as_deref(),
+            Some(ferry_deploy::NAMESPACE)
+        );
+    }
+}
+
+/// The mount holding `path` in the container: (volume name, path inside
+/// the volume, read-only).
+fn mount_of(c: &k8s_openapi::api::core::v1::Container, path: &str) -> (String, String, bool) {
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let rest = Path::new(path).strip_prefix(&m.mount_path).ok()?;
+            Some((m, rest))
+        })
+        .max_by_key(|(m, _)| m.mount_path.len())
+        .map(|(m, rest)| {
+            (
+                m.name.clone(),
+                rest.display().to_string(),
+                m.read_only == Some(true),
+            )
+        })
+        .unwrap_or_else(|| panic!("{}: nothing mounted at {path}", c.name))
+}
+
+#[test]
+fn mounts_cover_every_path_ferryd_writes() {
+    for (file, objects) in checked_in() {
+        for ds in daemonsets(&objects) {
+            let spec = pod(ds);
+            for c in containers(spec).into_iter().filter(|c| runs_ferryd(c)) {
+                let routing = effective(c, "routing").unwrap();
+                // Host paths: the plugin (on the host) and kubelet use them by
+                // the name ferryd writes into the conflist, so each must be the
+                // same path inside and out.
+                for long in ["cni-bin-dir", "cni-conf-dir", "ipam-data-dir"] {
+                    let path = effective(c, long).unwrap();
+                    let (vol, rest, ro) = mount_of(c, &path);
+                    assert!(!ro, "{file}: {}: {path} is read-only", c.name);
+                    let host = volume(spec, &vol)
+                        .host_path
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("{file}: {path} is not on the host"));
+                    assert_eq!(
+                        Path::new(&host.path).join(&rest),
+                        Path::new(&path),
+                        "{file}: {}: --{long}",
+                        c.name
+                    );
+                }
+                if routing == "direct" {
+                    assert!(effective(c, "frr-conf-dir").is_none());
+                    continue;
+                }
+                // FRR's directories: shared with the FRR sidecar, same paths.
+                let frr = containers(spec)
+                    .into_iter()
+                    .find(|s| s.name == "frr")
+                    .expect("an FRR sidecar");
+                for long in ["frr-conf-dir", "frr-run-dir"] {
+                    let path = effective(c, long).expect("FRR dirs are set");
+                    let (vol, rest, ro) = mount_of(c, &path);
+                    assert!(!ro && rest.is_empty(), "{file}: {}: --{long}", c.name);
+                    assert!(volume(spec, &vol).empty_dir.is_some(), "{file}: {vol}");
+                    assert_eq!(mount_of(frr, &path), (vol, String::new(), false));
+                }
+                // The secret: a file from a Secret volume.
+                let (long, secret) = if routing == "ospf" {
+                    ("ospf-auth-key-file", ferry_deploy::OSPF_SECRET)
+                } else {
+                    ("bgp-password-file", ferry_deploy::BGP_SECRET)
+                };
+                let path = effective(c, long).expect("the secret file is set");
+                let (vol, rest, _) = mount_of(c, &path);
+                let source = volume(spec, &vol).secret.as_ref().expect("a Secret");
+                assert_eq!(source.secret_name.as_deref(), Some(secret.0));
+                assert_eq!(rest, secret.1, "{file}: the key's file");
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_reach_ferryds_metrics_address() {
+    for (file, objects) in checked_in() {
+        for ds in daemonsets(&objects) {
+            let spec = pod(ds);
+            for c in &spec.containers {
+                if !runs_ferryd(c) {
+                    assert!(c.liveness_probe.is_none() && c.readiness_probe.is_none());
+                    continue;
+                }
+                let addr: std::net::SocketAddr =
+                    effective(c, "metrics-addr").unwrap().parse().unwrap();
+                for (probe, path) in [
+                    (&c.liveness_probe, "/healthz"),
+                    (&c.readiness_probe, "/readyz"),
+                ] {
+                    let get = probe
+                        .as_ref()
+                        .and_then(|p| p.http_get.as_ref())
+                        .expect("HTTP probe");
+                    assert_eq!(get.path.as_deref(), Some(path), "{file}");
+                    let host: std::net::IpAddr =
+                        get.host.as_deref().expect("a host").parse().unwrap();
+                    assert_eq!(host, addr.ip(), "{file}: {path}");
+                    assert_eq!(
+                        get.port,
+                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                            addr.port().into()
+                        )
+                    );
+                }
+                // Kubelet reaches a loopback listener only in the host netns.
+                if addr.ip().is_loopback() {
+                    assert_eq!(spec.host_network, Some(true), "{file}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_node_runs_it_in_the_host_network_first_thing() {
+    for (file, objects) in checked_in() {
+        for ds in daemonsets(&objects) {
+            let spec = pod(ds);
+            assert_eq!(spec.host_network, Some(true), "{file}");
+            assert_eq!(
+                spec.priority_class_name.as_deref(),
+                Some("system-node-critical")
+            );
+            let tolerations = spec.tolerations.clone().unwrap_or_default();
+            assert_eq!(tolerations.len(), 1, "{file}");
+            assert_eq!(tolerations[0].operator.as_deref(), Some("Exists"));
+            assert!(tolerations[0].key.is_none() && tolerations[0].effect.is_none());
+            let init: Vec<&str> = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str())
+                .collect();
+            let main: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+            let want: (&[&str], &[&str]) = match file.as_str() {
+                "ferry.yaml" => (&["install"], &["ferryd"]),
+                "ferry-uninstall.yaml" => (&["uninstall"], &["pause"]),
+                // FRR first: `ferryd install` configures it.
+                _ => (&["frr", "install"], &["ferryd"]),
+            };
+            assert_eq!((init.as_slice(), main.as_slice()), want, "{file}");
+            for c in containers(spec) {
+                let sub = c.args.as_ref().and_then(|a| a.first()).map(String::as_str);
+                let sc = c.security_context.clone().unwrap_or_default();
+                assert_ne!(
+                    sc.privileged,
+                    Some(true),
+                    "{file}: {} is not privileged",
+                    c.name
+                );
+                assert!(c
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.limits.as_ref())
+                    .is_some());
+                match c.name.as_str() {
+                    "frr" => assert_eq!(c.restart_policy.as_deref(), Some("Always")),
+                    "pause" => {}
+                    name => {
+                        assert_eq!(sub, Some(if name == "ferryd" { "run" } else { name }));
+                        let node = c.env.iter().flatten().find(|e| e.name == "NODE_NAME");
+                        let field = node
+                            .and_then(|e| e.value_from.as_ref())
+                            .and_then(|v| v.field_ref.as_ref())
+                            .map(|f| f.field_path.as_str());
+                        assert_eq!(field, Some("spec.nodeName"), "{file}: {name}");
+                        // Exactly NET_ADMIN; with FRR also what vtysh needs
+                        // on FRR's files (the container tests show each is
+                        // needed and enough).
+                        let caps = sc.capabilities.clone().unwrap_or_default();
+                        let want: &[&str] = match effective(c, "routing").as_deref() {
+                            Some("direct") => &["NET_ADMIN"],
+                            _ => &["NET_ADMIN", "CHOWN", "DAC_OVERRIDE"],
+                        };
+                        let want: Vec<String> = want.iter().map(|c| c.to_string()).collect();
+                        assert_eq!(caps.add, Some(want), "{file}: {name}");
+                        assert_eq!(caps.drop, Some(vec!["ALL".to_string()]), "{file}: {name}");
+                        assert_eq!(sc.read_only_root_filesystem, Some(true));
+                        assert_eq!(sc.allow_privilege_escalation, Some(false));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn secrets_come_from_the_user_and_the_docs_say_how() {
+    // The install guide is the README's "Install on a cluster" section.
+    let doc = read("../README.md");
+    for (routing, (secret, key)) in [
+        (Routing::Ospf, ferry_deploy::OSPF_SECRET),
+        (Routing::Bgp, ferry_deploy::BGP_SECRET),
+    ] {
+        let m = ferry_deploy::install(routing, &Images::default());
+        let text = m.render();
+        let command =
+            format!("kubectl -n kube-system create secret generic {secret} --from-literal={key}=");
+        assert!(
+            text.contains(&command),
+            "{}: header shows {command}",
+            m.file
+        );
+        assert!(doc.contains(&command), "README shows {command}");
+        assert!(!text.contains("kind: Secret"));
+    }
+    for m in manifests(&Images::default()) {
+        assert!(
+            doc.contains(&format!("deploy/{}", m.file)),
+            "README names {}",
+            m.file
+        );
+    }
+    for needle in [
+        "ferryd status",
+        "rollout status",
+        "--target ferry-frr",
+        "buildah",
+        "/metrics",
+    ] {
+        assert!(doc.contains(needle), "README mentions {needle}");
+    }
+}
