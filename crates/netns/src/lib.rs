@@ -85,9 +85,21 @@ impl NetNs {
     /// when `f` returns, so its namespace cannot leak. A panic in `f` is
     /// caught and reported as [`NetnsError::Panicked`].
     pub fn run<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> Result<T, NetnsError> {
+        self.run_alongside(f, || ()).0
+    }
+
+    /// Like [`NetNs::run`], while the calling thread runs `here` (in its
+    /// own namespace) at the same time; both results once both are done.
+    /// For work on both ends of a veth pair at once.
+    pub fn run_alongside<T, U, F, G>(&self, f: F, here: G) -> (Result<T, NetnsError>, U)
+    where
+        T: Send,
+        F: FnOnce() -> T + Send,
+        G: FnOnce() -> U,
+    {
         let fd = self.fd.as_fd();
         std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("ferry-netns".into())
                 .spawn_scoped(scope, move || -> Result<T, NetnsError> {
                     setns(fd, CloneFlags::CLONE_NEWNET).map_err(|errno| NetnsError::Setns {
@@ -95,15 +107,19 @@ impl NetNs {
                         source: errno.into(),
                     })?;
                     Ok(f())
-                })
-                .map_err(|source| NetnsError::Spawn { source })?;
-            match handle.join() {
-                Ok(result) => result,
-                Err(payload) => Err(NetnsError::Panicked {
-                    path: self.path.clone(),
-                    message: panic_message(payload.as_ref()),
-                }),
-            }
+                });
+            let mine = here();
+            let theirs = match spawned {
+                Err(source) => Err(NetnsError::Spawn { source }),
+                Ok(handle) => match handle.join() {
+                    Ok(result) => result,
+                    Err(payload) => Err(NetnsError::Panicked {
+                        path: self.path.clone(),
+                        message: panic_message(payload.as_ref()),
+                    }),
+                },
+            };
+            (theirs, mine)
         })
     }
 }

@@ -196,3 +196,24 @@ fn sysctl_is_per_namespace() {
         .unwrap();
     assert_eq!(v.unwrap(), "1");
 }
+
+#[test]
+fn run_alongside_works_on_both_sides_at_once() {
+    let t = TestNs::new();
+    let ns = t.open();
+    let outside = ino(Path::new("/proc/thread-self/ns/net"));
+    // Each side waits for the other: this only finishes if they overlap.
+    let barrier = std::sync::Barrier::new(2);
+    let (inside, here) = ns.run_alongside(
+        || {
+            barrier.wait();
+            ino(Path::new("/proc/thread-self/ns/net"))
+        },
+        || {
+            barrier.wait();
+            ino(Path::new("/proc/thread-self/ns/net"))
+        },
+    );
+    assert_eq!(inside.unwrap(), ino(&t.path));
+    assert_eq!(here, outside);
+}

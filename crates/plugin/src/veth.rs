@@ -106,12 +106,14 @@ pub fn configure(
 ) -> Result<Made, CniError> {
     let has_v4 = plan.ips.iter().any(IpAddr::is_ipv4);
     let has_v6 = plan.ips.iter().any(IpAddr::is_ipv6);
-    let pod_mac = pod_ns
-        .run(|| configure_pod(plan, has_v6))
-        .map_err(|e| kernel_err("entering the pod's netns", e))??;
-    crate::log_at!(Debug, "pod side configured");
-    configure_host(nl, host, plan, has_v4, has_v6)?;
-    crate::log_at!(Debug, "host side configured");
+    // Both ends at once: the pod's on a thread in its netns, the host's here.
+    let (pod, host_done) = pod_ns.run_alongside(
+        || configure_pod(plan, has_v6),
+        || configure_host(nl, host, plan, has_v4, has_v6),
+    );
+    let pod_mac = pod.map_err(|e| kernel_err("entering the pod's netns", e))??;
+    host_done?;
+    crate::log_at!(Debug, "both ends configured");
     Ok(Made { pod_mac })
 }
 
