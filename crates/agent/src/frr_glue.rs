@@ -68,7 +68,16 @@ pub fn read_secret(path: &Path) -> Result<String, AgentError> {
     Ok(first)
 }
 
-/// The ferry-frr spec for a plan and secrets.
+/// The node's IPv6 forwarding now (`net.ipv6.conf.all.forwarding`);
+/// None when it cannot be read (no IPv6).
+pub fn ipv6_forwarding() -> Option<bool> {
+    ferry_netns::sysctl::read("net.ipv6.conf.all.forwarding")
+        .ok()
+        .map(|v| v.trim() != "0")
+}
+
+/// The ferry-frr spec for a plan and secrets (IPv6 forwarding not known:
+/// [`FrrAgent::apply`] fills it in).
 pub fn spec(plan: &FrrPlan, ospf_key: Option<String>, bgp_password: Option<String>) -> FrrSpec {
     FrrSpec {
         mode: if plan.bgp { Mode::Bgp } else { Mode::Ospf },
@@ -85,6 +94,7 @@ pub fn spec(plan: &FrrPlan, ospf_key: Option<String>, bgp_password: Option<Strin
         asn: plan.asn,
         ospf_auth_key: if plan.bgp { None } else { ospf_key },
         bgp_password: if plan.bgp { bgp_password } else { None },
+        ipv6_forwarding: None,
     }
 }
 
@@ -105,6 +115,8 @@ impl FrrAgent {
     /// Renders the config for `plan` (secrets read now, so a rotated
     /// Secret is picked up) and applies it when it differs from the last
     /// one applied, or always with `force`. Returns whether FRR changed.
+    /// IPv6 forwarding is read now: without an IPv6 pod CIDR the config
+    /// keeps it as it is.
     pub fn apply(&mut self, plan: &FrrPlan, force: bool) -> Result<bool, AgentError> {
         let key = match (&self.ospf_key_file, plan.bgp) {
             (Some(p), false) => Some(read_secret(p)?),
@@ -114,7 +126,8 @@ impl FrrAgent {
             (Some(p), true) => Some(read_secret(p)?),
             _ => None,
         };
-        let spec = spec(plan, key, password);
+        let mut spec = spec(plan, key, password);
+        spec.ipv6_forwarding = ipv6_forwarding();
         spec.validate()
             .map_err(|e| AgentError::Config(format!("FRR: {e}")))?;
         let config = ferry_frr::render(&spec);

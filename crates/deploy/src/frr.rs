@@ -47,6 +47,7 @@ pub fn daemons(routing: Routing) -> Vec<&'static str> {
         asn: ferry_frr::DEFAULT_ASN,
         ospf_auth_key: None,
         bgp_password: None,
+        ipv6_forwarding: None,
     };
     spec.daemons()
 }

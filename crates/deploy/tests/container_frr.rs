@@ -82,12 +82,39 @@ fn bgp_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
     );
 }
 
+/// A machine whose hostname is not its Node's name (capitals, kubeadm
+/// `--node-name`, cloud FQDNs): FRR's daemons take the machine's, which no
+/// reload can change; ferryd's config must still converge. And IPv6
+/// forwarding is on in an IPv4-only cluster: FRR cannot change it
+/// (`/proc/sys` is read-only) and ferryd must not want it to.
+#[test]
+fn ospf_converges_when_the_hostname_is_not_the_node_name_and_ipv6_forwards() {
+    frr_mode_on(
+        Routing::Ospf,
+        &["hostname K8s-1.Example.COM", "router ospf"],
+        "K8s-1.Example.COM",
+        true,
+    );
+}
+
 /// Sidecar up (its startupProbe passes), then `ferryd install`; FRR then
 /// runs ferryd's config, holding each of `expect`.
 fn frr_mode(routing: Routing, expect: &[&str]) {
+    frr_mode_on(routing, expect, lab::NODE, false);
+}
+
+/// [`frr_mode`] on a machine whose hostname is `hostname`, with IPv6
+/// forwarding on or off.
+fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwarding: bool) {
     let file = ferry_deploy::file_name(routing);
     let lab = Lab::new("ctrfrr", true);
+    let fwd = format!("net.ipv6.conf.all.forwarding={}", u8::from(ipv6_forwarding));
+    assert!(ferry_testkit::ns_exec(
+        &lab.node_ns,
+        &["sysctl", "-qw", &fwd]
+    ));
     let mut sb = lab.sandbox();
+    sb.hostname = hostname.into();
     let (_, objects) = checked_in().into_iter().find(|(f, _)| f == file).unwrap();
     for o in &objects {
         if let Object::ConfigMap(cm) = o {
@@ -165,6 +192,14 @@ fn frr_mode(routing: Routing, expect: &[&str]) {
         .exists());
     // The key reached FRR, never ferryd's log.
     assert!(!run.log().contains("0123456789abcdef"));
+    // IPv6 forwarding as it was.
+    let (_, now) = exec(
+        &sb,
+        file,
+        "frr",
+        &["cat", "/proc/sys/net/ipv6/conf/all/forwarding"],
+    );
+    assert_eq!(now.trim(), if ipv6_forwarding { "1" } else { "0" });
 }
 
 fn pod_of(objects: &[Object]) -> k8s_openapi::api::core::v1::PodSpec {

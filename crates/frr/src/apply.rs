@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cmd::{self, redact, secrets_in};
+use crate::hostname::{pick_daemon_hostname, vtysh_conf_hostname, with_hostname};
 use crate::routes::{self, LearnedRoute};
 use crate::FrrError;
 
@@ -147,18 +148,51 @@ impl Frr {
 
     /// What applying `config` would change (frr-reload.py `--test`).
     pub fn diff(&self, config: &str) -> Result<Applied, FrrError> {
-        let tmp = self.write_temp(config)?;
-        self.test(tmp.path(), &secrets_in(config))
+        let config = match self.daemon_hostname()? {
+            Some(host) => with_hostname(config, &host),
+            None => config.to_string(),
+        };
+        let tmp = self.write_temp(&config)?;
+        self.test(tmp.path(), &secrets_in(&config))
+    }
+
+    /// The hostname FRR's daemons run with. A daemon takes it once, at
+    /// start: from the config file it is started with (`-f`), else from
+    /// the system (uname). vtysh keeps `hostname` to itself (from
+    /// `vtysh.conf`, else uname) and never passes it on, so no reload can
+    /// change the daemons' one: a config converges only with theirs.
+    ///
+    /// Read from `show running-config`, which has a `hostname` line from
+    /// vtysh and one from each daemon (equal ones merged): the one that is
+    /// not vtysh's, or vtysh's when there is no other. None: no line.
+    pub fn daemon_hostname(&self) -> Result<Option<String>, FrrError> {
+        let running = self.running_config()?;
+        let vtysh_own = match vtysh_conf_hostname(&self.vtysh_conf_file())? {
+            Some(h) => Some(h),
+            // uname's nodename, as vtysh takes it.
+            None => fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string()),
+        };
+        Ok(pick_daemon_hostname(&running, vtysh_own.as_deref()))
     }
 
     /// Make `config` the running config and `frr.conf`, without restarting
     /// any daemon. When the running config already says the same, nothing
     /// is written and nothing reloaded (`changed: false`). After a reload
     /// the running config is compared again: a part FRR did not take (say,
-    /// for a daemon that is not running) is [`FrrError::NotApplied`]. Also makes
-    /// `vtysh.conf` carry the config's `hostname`, or frr-reload would see a
-    /// hostname difference on every call.
+    /// for a daemon that is not running) is [`FrrError::NotApplied`].
+    ///
+    /// The hostname is the one thing a reload cannot change: the config's
+    /// `hostname` line is replaced by the daemons' own
+    /// ([`Frr::daemon_hostname`]; the system's, unless they were started
+    /// with a config naming another), and `vtysh.conf` made to carry it
+    /// too, or frr-reload would see a hostname difference on every call.
     pub fn apply(&self, config: &str) -> Result<Applied, FrrError> {
+        let config = &match self.daemon_hostname()? {
+            Some(host) => with_hostname(config, &host),
+            None => config.to_string(),
+        };
         let secrets = secrets_in(config);
         if let Some(host) = config
             .lines()

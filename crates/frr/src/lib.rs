@@ -33,6 +33,7 @@
 
 mod apply;
 mod cmd;
+mod hostname;
 mod render;
 mod routes;
 mod spec;

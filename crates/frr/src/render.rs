@@ -25,9 +25,11 @@ pub const PEER_GROUP: &str = "ferry";
 /// see [`FrrSpec::daemons`].
 ///
 /// Forwarding: FRR turns IPv4 forwarding on (a node routes its pods). With
-/// IPv6 pod CIDRs it turns IPv6 forwarding on too; without them the config
-/// says `no ipv6 forwarding`, since leaving it out would make frr-reload
-/// switch IPv6 forwarding on (and the node would stop taking RAs).
+/// IPv6 pod CIDRs it turns IPv6 forwarding on too. Without them the config
+/// keeps IPv6 forwarding as [`FrrSpec::ipv6_forwarding`] says it is: FRR
+/// shows forwarding only when off (`no ipv6 forwarding`; an explicit `ipv6
+/// forwarding` never matches a running config), and a config without that
+/// line makes frr-reload switch IPv6 forwarding on.
 pub fn render(spec: &FrrSpec) -> String {
     let v4 = spec.cidrs(false);
     let v6 = spec.cidrs(true);
@@ -39,7 +41,7 @@ pub fn render(spec: &FrrSpec) -> String {
     );
     line(w, "frr defaults traditional");
     line(w, &format!("hostname {}", spec.hostname));
-    if v6.is_empty() {
+    if v6.is_empty() && spec.ipv6_forwarding != Some(true) {
         line(w, "no ipv6 forwarding");
     }
     line(w, "service integrated-vtysh-config");

@@ -51,6 +51,12 @@ pub struct FrrSpec {
     pub ospf_auth_key: Option<String>,
     /// BGP TCP-MD5 password (1..=80 printable characters).
     pub bgp_password: Option<String>,
+    /// The node's IPv6 forwarding as it is (`net.ipv6.conf.all.forwarding`),
+    /// which the config keeps when there is no IPv6 pod CIDR: ferry does
+    /// not change what it does not need (and FRR in a container, with
+    /// `/proc/sys` read-only, could not). None (not known): off. With an
+    /// IPv6 pod CIDR, IPv6 forwarding is on whatever this says.
+    pub ipv6_forwarding: Option<bool>,
 }
 
 const REDACTED: &str = "<redacted>";
@@ -70,6 +76,7 @@ impl fmt::Debug for FrrSpec {
             .field("asn", &self.asn)
             .field("ospf_auth_key", &secret(&self.ospf_auth_key))
             .field("bgp_password", &secret(&self.bgp_password))
+            .field("ipv6_forwarding", &self.ipv6_forwarding)
             .finish()
     }
 }
@@ -91,7 +98,7 @@ pub enum SpecError {
 
 impl FrrSpec {
     /// A spec with the defaults: aggregate advertisement, AS 64512, no
-    /// peers, no secrets.
+    /// peers, no secrets, IPv6 forwarding not known.
     pub fn new(
         mode: Mode,
         hostname: &str,
@@ -112,6 +119,7 @@ impl FrrSpec {
             asn: DEFAULT_ASN,
             ospf_auth_key: None,
             bgp_password: None,
+            ipv6_forwarding: None,
         }
     }
 

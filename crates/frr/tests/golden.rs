@@ -104,3 +104,29 @@ fn secrets_only_where_configured() {
     spec.peers = vec!["172.16.97.76".parse().unwrap()];
     assert!(!render(&spec).contains("password"));
 }
+
+#[test]
+fn ipv4_only_keeps_ipv6_forwarding_as_it_is() {
+    let mut spec = node_a(Mode::Bgp);
+    spec.advertise = Advertise::Pods;
+    spec.peers = vec!["172.16.97.76".parse().unwrap()];
+    // Not known, or off: kept off.
+    let off = render(&spec);
+    spec.ipv6_forwarding = Some(false);
+    assert_eq!(render(&spec), off);
+    assert!(off.lines().any(|l| l == "no ipv6 forwarding"), "{off}");
+    // On: no line, which FRR's running config has when it is on.
+    spec.ipv6_forwarding = Some(true);
+    golden("bgp_pods_v4_ipv6_forwarding_on.conf", &spec);
+    assert!(!render(&spec).contains("ipv6 forwarding"));
+}
+
+#[test]
+fn ipv6_pod_cidr_turns_ipv6_forwarding_on_whatever_it_was() {
+    let mut spec = node_a(Mode::Ospf);
+    spec.pod_cidrs.push("fd00:10:244::/64".parse().unwrap());
+    for fwd in [None, Some(false), Some(true)] {
+        spec.ipv6_forwarding = fwd;
+        assert!(!render(&spec).contains("ipv6 forwarding"), "{fwd:?}");
+    }
+}

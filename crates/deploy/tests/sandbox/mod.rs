@@ -100,7 +100,7 @@ impl Sandbox {
             dir,
             netns: netns.into(),
             node_name: node_name.into(),
-            hostname: "Other-Host.example.com".into(),
+            hostname: node_name.into(),
             api_host: api.addr().ip().to_string(),
             api_port: api.addr().port(),
             data: BTreeMap::new(),
