@@ -18,9 +18,9 @@ $lab check
 cat <<TXT
 
 The lab is up. Look around, e.g.:
-  ip netns list                                   # fl-switch, fl-router, fl-k8s-master, ...
-  ip netns exec fl-k8s-master ip route            # routes learnt from the other nodes
+  ip netns list                          # fl-switch, fl-router, fl-k8s-master, ...
+  ip netns exec fl-k8s-master ip route   # routes learnt from the other nodes
   ip netns exec fl-k8s-master vtysh -N fl-k8s-master -c 'show ip ospf neighbor'
-  $lab scenario pod-churn                         # or node-join, node-leave, agent-restart, frr-restart, api-outage
-  $lab down                                       # remove everything
+  $lab scenario pod-churn   # or node-join, node-leave, agent-restart, frr-restart, api-outage
+  $lab down                  # remove everything
 TXT
