@@ -132,7 +132,7 @@ pub fn start(cfg: &LabConfig, state: &State, node: &NodePlan) -> Result<Proc> {
 
 /// `GET path` on ferryd's metrics address in the node netns.
 pub fn get(node: &NodePlan, path: &str) -> Option<(u16, String)> {
-    sh::http_get(&node.netns, metrics_addr(), path)
+    ferry_testkit::http_get(&node.netns, metrics_addr(), path)
 }
 
 pub fn ready(node: &NodePlan) -> bool {

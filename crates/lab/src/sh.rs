@@ -152,19 +152,6 @@ pub fn tcp_connect(netns: &str, addr: SocketAddr, timeout: Duration) -> Result<T
         })
 }
 
-/// `GET path` over HTTP/1.0 from inside `netns`: (status, body).
-pub fn http_get(netns: &str, addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut s = tcp_connect(netns, addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
-}
-
 /// Names under /run/netns starting with `prefix`, sorted.
 pub fn netns_with_prefix(prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(ferry_netns::NETNS_RUN_DIR)

@@ -86,6 +86,27 @@ pub fn ping(from: &str, to: &str) -> bool {
     ns_exec(from, &[bin, "-c", "1", "-W", "2", to])
 }
 
+/// `GET path` over HTTP/1.0 to `addr` from inside the named netns (e.g. a
+/// node's ferryd on 127.0.0.1:9654): (status, body), `None` when nothing
+/// answers.
+pub fn http_get(netns: &str, addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    use std::time::Duration;
+    let ns = NetNs::open(&Path::new("/run/netns").join(netns)).ok()?;
+    ns.run(|| -> Option<(u16, String)> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let code = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((code, body))
+    })
+    .ok()
+    .flatten()
+}
+
 /// What the plugin answered.
 #[derive(Debug)]
 pub struct Reply {

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,20 +124,7 @@ impl LabNode {
     /// GET `path` from ferryd's metrics address inside the node netns:
     /// (status code, body).
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
-        let ns = NetNs::open(Path::new(&format!("/run/netns/{}", self.ns))).ok()?;
-        ns.run(|| -> Option<(u16, String)> {
-            let addr: SocketAddr = "127.0.0.1:9654".parse().unwrap();
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-            let mut text = String::new();
-            s.read_to_string(&mut text).ok()?;
-            let code = text.split(' ').nth(1)?.parse().ok()?;
-            let body = text.split_once("\r\n\r\n")?.1.to_string();
-            Some((code, body))
-        })
-        .ok()
-        .flatten()
+        ferry_testkit::http_get(&self.ns, "127.0.0.1:9654".parse().unwrap(), path)
     }
 
     /// ferryd's pid (`ip netns exec` execs it: the child is ferryd).
