@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "run as root (the lab uses network namespaces)" >&2; exit 1; fi
-./scripts/deps.sh
+. ./scripts/deps.sh   # sourced: it may put a fresh rustup toolchain on PATH
 cargo build --release --locked -p ferry-plugin -p ferryd -p ferry-apiserver -p ferry-lab
 lab=target/release/ferry-lab
 $lab down >/dev/null 2>&1 || true

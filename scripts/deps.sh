@@ -13,7 +13,13 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Rust: Debian 12's own rustc is too old (ferry needs 1.89+), so on a
+# machine without cargo, install the stable toolchain with rustup.
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
 if ! command -v cargo >/dev/null; then
-  echo "ferry needs a Rust toolchain (1.89 or newer): install it with rustup, then re-run." >&2
-  exit 1
+  echo "no cargo: installing the stable Rust toolchain with rustup" >&2
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy >&2
+  export PATH="$HOME/.cargo/bin:$PATH"
 fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "run as root (the tests use network namespaces)" >&2; exit 1; fi
-./scripts/deps.sh
+. ./scripts/deps.sh   # sourced: it may put a fresh rustup toolchain on PATH
 netns_before=$(ip netns list | awk '{print $1}' | sort)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
