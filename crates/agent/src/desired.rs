@@ -1,9 +1,10 @@
 //! The desired state of the node: a pure function of the Nodes, the local
 //! addresses and the flags. [`crate::apply`] then makes the node match it.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
+use ferry_frr::{FrrSpec, Mode};
 use ipnet::IpNet;
 
 use crate::cli::{Advertise, Opts, Routing};
@@ -39,21 +40,6 @@ impl From<&Opts> for Settings {
     }
 }
 
-/// What FRR must do (ospf/bgp); secrets are added when it is applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrrPlan {
-    pub bgp: bool,
-    pub hostname: String,
-    pub router_id: Ipv4Addr,
-    pub node_ifname: String,
-    pub node_ip: IpAddr,
-    pub pod_cidrs: Vec<IpNet>,
-    pub advertise: Advertise,
-    /// bgp: the other Nodes' InternalIPs (both families).
-    pub peers: Vec<IpAddr>,
-    pub asn: u32,
-}
-
 /// Masquerade pod traffic to anything outside `cidrs` leaving `out_ifname`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatPlan {
@@ -80,7 +66,7 @@ pub struct Desired {
     pub routes: Vec<RouteSpec>,
     pub unroutable: Vec<Unroutable>,
     pub nat: NatPlan,
-    pub frr: Option<FrrPlan>,
+    pub frr: Option<FrrSpec>,
     pub conflist: String,
     /// Whether the node has an IPv6 podCIDR (IPv6 forwarding needed).
     pub ipv6: bool,
@@ -200,7 +186,7 @@ fn frr_plan(
     own: &NodeInfo,
     nodes: &Nodes,
     iface: &LocalAddr,
-) -> Result<FrrPlan, NotReady> {
+) -> Result<FrrSpec, NotReady> {
     let Some(IpAddr::V4(router_id)) = own.internal_ip(true) else {
         return Err(NotReady::NoRouterId(own.name.clone()));
     };
@@ -211,17 +197,27 @@ fn frr_plan(
         .flat_map(|n| n.internal_ips.iter().copied())
         .filter(|ip| *ip != node_ip)
         .collect();
-    Ok(FrrPlan {
-        bgp: s.routing == Routing::Bgp,
-        hostname: own.name.clone(),
+    // Secrets and the kernel's IPv6 forwarding state are filled in when
+    // the spec is applied (frr_glue), never kept in the desired state.
+    let mut spec = FrrSpec::new(
+        if s.routing == Routing::Bgp {
+            Mode::Bgp
+        } else {
+            Mode::Ospf
+        },
+        &own.name,
         router_id,
-        node_ifname: iface.ifname.clone(),
+        &iface.ifname,
         node_ip,
-        pod_cidrs: own.pod_cidrs.clone(),
-        advertise: s.advertise,
-        peers,
-        asn: s.bgp_asn,
-    })
+        own.pod_cidrs.clone(),
+    );
+    spec.advertise = match s.advertise {
+        Advertise::Aggregate => ferry_frr::Advertise::Aggregate,
+        Advertise::Pods => ferry_frr::Advertise::Pods,
+    };
+    spec.peers = peers;
+    spec.asn = s.bgp_asn;
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -209,21 +209,24 @@ fn frr_spec_for_ospf_and_bgp() {
     assert!(d.routes.is_empty(), "FRR routes, ferryd does not");
     assert!(d.conflist.contains("\"mtu\": 1400"));
     let f = d.frr.unwrap();
-    assert!(!f.bgp);
+    assert_eq!(f.mode, ferry_frr::Mode::Ospf);
     assert_eq!(f.hostname, "k8s-1");
-    assert_eq!(f.router_id, "172.16.97.75".parse::<Ipv4Addr>().unwrap());
+    assert_eq!(
+        f.router_id,
+        "172.16.97.75".parse::<std::net::Ipv4Addr>().unwrap()
+    );
     assert_eq!(f.node_ifname, "ens33");
     assert_eq!(f.node_ip, "172.16.97.75".parse::<IpAddr>().unwrap());
     assert_eq!(f.pod_cidrs, vec!["10.244.0.0/24".parse::<IpNet>().unwrap()]);
-    assert_eq!(f.advertise, Advertise::Aggregate);
+    assert_eq!(f.advertise, ferry_frr::Advertise::Aggregate);
 
     s.routing = Routing::Bgp;
     s.advertise = Advertise::Pods;
     s.bgp_asn = 65001;
     let f = compute(&s, &lab(), &local_k8s1()).unwrap().frr.unwrap();
-    assert!(f.bgp);
+    assert_eq!(f.mode, ferry_frr::Mode::Bgp);
     assert_eq!(f.asn, 65001);
-    assert_eq!(f.advertise, Advertise::Pods);
+    assert_eq!(f.advertise, ferry_frr::Advertise::Pods);
     let peers: Vec<String> = f.peers.iter().map(ToString::to_string).collect();
     assert_eq!(peers, ["172.16.97.76", "172.16.97.77"]);
 }

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_frr::{Frr, FrrSpec, LearnedRoute, Mode};
 
-use crate::cli::{Advertise, Opts};
-use crate::desired::FrrPlan;
+use crate::cli::Opts;
 use crate::AgentError;
 
 /// The first line of every config ferryd renders (ferry-frr's header).
@@ -78,23 +77,17 @@ pub fn ipv6_forwarding() -> Option<bool> {
 
 /// The ferry-frr spec for a plan and secrets (IPv6 forwarding not known:
 /// [`FrrAgent::apply`] fills it in).
-pub fn spec(plan: &FrrPlan, ospf_key: Option<String>, bgp_password: Option<String>) -> FrrSpec {
+/// `spec` with the secret its mode uses (only that one).
+pub fn with_secrets(
+    spec: &FrrSpec,
+    ospf_key: Option<String>,
+    bgp_password: Option<String>,
+) -> FrrSpec {
+    let bgp = spec.mode == Mode::Bgp;
     FrrSpec {
-        mode: if plan.bgp { Mode::Bgp } else { Mode::Ospf },
-        hostname: plan.hostname.clone(),
-        router_id: plan.router_id,
-        node_ifname: plan.node_ifname.clone(),
-        node_ip: plan.node_ip,
-        pod_cidrs: plan.pod_cidrs.clone(),
-        advertise: match plan.advertise {
-            Advertise::Aggregate => ferry_frr::Advertise::Aggregate,
-            Advertise::Pods => ferry_frr::Advertise::Pods,
-        },
-        peers: plan.peers.clone(),
-        asn: plan.asn,
-        ospf_auth_key: if plan.bgp { None } else { ospf_key },
-        bgp_password: if plan.bgp { bgp_password } else { None },
-        ipv6_forwarding: None,
+        ospf_auth_key: if bgp { None } else { ospf_key },
+        bgp_password: if bgp { bgp_password } else { None },
+        ..spec.clone()
     }
 }
 
@@ -117,16 +110,17 @@ impl FrrAgent {
     /// one applied, or always with `force`. Returns whether FRR changed.
     /// IPv6 forwarding is read now: without an IPv6 pod CIDR the config
     /// keeps it as it is.
-    pub fn apply(&mut self, plan: &FrrPlan, force: bool) -> Result<bool, AgentError> {
-        let key = match (&self.ospf_key_file, plan.bgp) {
+    pub fn apply(&mut self, plan: &FrrSpec, force: bool) -> Result<bool, AgentError> {
+        let bgp = plan.mode == Mode::Bgp;
+        let key = match (&self.ospf_key_file, bgp) {
             (Some(p), false) => Some(read_secret(p)?),
             _ => None,
         };
-        let password = match (&self.bgp_password_file, plan.bgp) {
+        let password = match (&self.bgp_password_file, bgp) {
             (Some(p), true) => Some(read_secret(p)?),
             _ => None,
         };
-        let mut spec = spec(plan, key, password);
+        let mut spec = with_secrets(plan, key, password);
         spec.ipv6_forwarding = ipv6_forwarding();
         spec.validate()
             .map_err(|e| AgentError::Config(format!("FRR: {e}")))?;
@@ -202,19 +196,18 @@ mod tests {
     }
 
     #[test]
-    fn spec_from_plan() {
-        let plan = FrrPlan {
-            bgp: false,
-            hostname: "k8s-1".into(),
-            router_id: "172.16.97.75".parse().unwrap(),
-            node_ifname: "ens33".into(),
-            node_ip: "172.16.97.75".parse().unwrap(),
-            pod_cidrs: vec!["10.244.0.0/24".parse().unwrap()],
-            advertise: Advertise::Pods,
-            peers: vec!["172.16.97.76".parse().unwrap()],
-            asn: 64512,
-        };
-        let s = spec(&plan, Some("k".into()), Some("p".into()));
+    fn only_the_modes_secret_is_used() {
+        let mut plan = FrrSpec::new(
+            Mode::Ospf,
+            "k8s-1",
+            "172.16.97.75".parse().unwrap(),
+            "ens33",
+            "172.16.97.75".parse().unwrap(),
+            vec!["10.244.0.0/24".parse().unwrap()],
+        );
+        plan.advertise = ferry_frr::Advertise::Pods;
+        plan.peers = vec!["172.16.97.76".parse().unwrap()];
+        let s = with_secrets(&plan, Some("k".into()), Some("p".into()));
         assert_eq!(s.mode, Mode::Ospf);
         assert_eq!(s.advertise, ferry_frr::Advertise::Pods);
         assert_eq!(s.ospf_auth_key.as_deref(), Some("k"));
@@ -222,11 +215,8 @@ mod tests {
         assert!(s.validate().is_ok());
         let text = ferry_frr::render(&s);
         assert!(text.lines().next().unwrap().contains(RENDERED_MARK));
-        let s = spec(
-            &FrrPlan { bgp: true, ..plan },
-            Some("k".into()),
-            Some("p".into()),
-        );
+        plan.mode = Mode::Bgp;
+        let s = with_secrets(&plan, Some("k".into()), Some("p".into()));
         assert_eq!(
             (s.mode, s.ospf_auth_key, s.bgp_password.as_deref()),
             (Mode::Bgp, None, Some("p"))

@@ -303,13 +303,14 @@ fn pod_churn(lab: &mut Lab) -> Result<Outcome> {
     })
 }
 
+/// The node a restart scenario disturbs: the first worker, else the only node.
+fn worker(lab: &Lab) -> NodePlan {
+    let plans = lab.plans();
+    plans.get(1).or(plans.first()).cloned().expect("a node")
+}
+
 fn agent_restart(lab: &mut Lab) -> Result<Outcome> {
-    let node = lab
-        .plans()
-        .get(1)
-        .or(lab.plans().first())
-        .cloned()
-        .expect("a node");
+    let node = worker(lab);
     let before = learnt(&node)?;
     lab.stop_agent(&node.name, true)?;
     // The datapath does not need the agent; neither do new pods.
@@ -351,12 +352,7 @@ fn agent_restart(lab: &mut Lab) -> Result<Outcome> {
 }
 
 fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
-    let node = lab
-        .plans()
-        .get(1)
-        .or(lab.plans().first())
-        .cloned()
-        .expect("a node");
+    let node = worker(lab);
     let via = node.ip.clone();
     let others: Vec<NodePlan> = lab
         .plans()

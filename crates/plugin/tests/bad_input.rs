@@ -186,19 +186,7 @@ fn a_clash_in_the_pod_rolls_back() {
     let node = Node::new("clash");
     let pod = node.pod("p");
     let netns = Node::pod_path(&pod);
-    support::ip(
-        Some(&pod),
-        &[
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0-peer",
-        ],
-    );
+    support::add_veth(&pod, "eth0", "eth0-peer");
     let (links, routes) = (node.links(), node.routes());
     let reply = node.ferry(&Call::new("ADD", "clash1", &netns, &node.conf_v4("1.1.0")));
     assert!(reply.code() >= 100, "{}", reply.raw);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_netns::NetNs;
 use serde_json::{json, Value};
-use support::{ip, ping, result_ips, Call, Node, FERRY_IPAM, REFERENCE_DIR};
+use support::{add_veth, ip, ping, result_ips, Call, Node, FERRY_IPAM, REFERENCE_DIR};
 
 fn reference(name: &str) -> String {
     format!("{REFERENCE_DIR}/{name}")
@@ -284,19 +284,7 @@ fn a_failed_add_gives_the_address_back_through_the_delegate() {
     let netns = Node::pod_path(&pod);
     // The pod already has eth0, so the veth cannot be made after host-local
     // handed out an address: ferry must call host-local's DEL.
-    ip(
-        Some(&pod),
-        &[
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0-peer",
-        ],
-    );
+    add_veth(&pod, "eth0", "eth0-peer");
     let conf = node
         .conf_v4("1.0.0")
         .replace("\"ferry-ipam\"", "\"host-local\"");

@@ -69,6 +69,14 @@ pub fn ip(netns: Option<&str>, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Add a veth pair `name`/`peer` inside a named netns (both ends there).
+pub fn add_veth(netns: &str, name: &str, peer: &str) {
+    ip(
+        Some(netns),
+        &["link", "add", name, "type", "veth", "peer", "name", peer],
+    );
+}
+
 /// Run a command inside a named netns; true when it exits 0.
 pub fn ns_exec(netns: &str, args: &[&str]) -> bool {
     Command::new("ip")
