@@ -199,6 +199,11 @@ impl Loop {
     fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) {
         let m = &self.shared.metrics;
         m.set_routes_owned(outcome.routes_owned);
+        if outcome.fast_path {
+            if let Some(plan) = &d.fast_path {
+                m.set_fast_path(&plan.dir);
+            }
+        }
         if !m.ready() {
             m.set_ready();
             tracing::info!(

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::cli::Opts;
 use crate::desired::Desired;
+use crate::fast_path::FastPathAgent;
 use crate::frr_glue::FrrAgent;
 use crate::install::{write_if_changed, Binaries};
 use crate::nat::Nat;
@@ -23,6 +24,8 @@ pub struct Outcome {
     /// Problems that do not fail the apply: unroutable nodes, route
     /// conflicts (as log lines).
     pub warnings: BTreeSet<String>,
+    /// Whether the eBPF fast path runs.
+    pub fast_path: bool,
 }
 
 /// Holds what must survive between applies (what was applied last, so
@@ -32,6 +35,7 @@ pub struct Applier {
     binaries: Binaries,
     frr: FrrAgent,
     nat: Nat,
+    fast: FastPathAgent,
     conflist_path: PathBuf,
 }
 
@@ -46,6 +50,7 @@ impl Applier {
             binaries: Binaries::new(source, o.cni_bin_dir.clone()),
             frr: FrrAgent::new(o),
             nat: Nat::default(),
+            fast: FastPathAgent::default(),
             conflist_path: o.conflist_path(),
         })
     }
@@ -90,6 +95,19 @@ impl Applier {
             }
         }
 
+        if let Some(plan) = &d.fast_path {
+            match self.fast.apply(plan, full) {
+                Ok(true) => {
+                    out.changed.push("fast-path");
+                    out.fast_path = true;
+                }
+                Ok(false) => out.fast_path = true,
+                Err(why) => {
+                    out.warnings.insert(why);
+                }
+            }
+        }
+
         if !self.binaries.sync()?.is_empty() {
             out.changed.push("binaries");
         }
@@ -98,6 +116,11 @@ impl Applier {
             out.changed.push("conflist");
         }
         Ok(out)
+    }
+
+    /// The fast path's counters, when it runs.
+    pub fn fast_path_stats(&self) -> Option<ferry_ebpf::Stats> {
+        self.fast.stats()
     }
 
     pub fn frr(&self) -> &FrrAgent {

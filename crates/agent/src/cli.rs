@@ -168,6 +168,21 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_CNI_VERSION", default_value = "1.0.0", value_parser = ["1.0.0", "1.1.0"])]
     pub cni_version: String,
 
+    /// The eBPF fast path for pod↔pod IPv4 traffic (see ferry-ebpf); when
+    /// the kernel cannot run it ferryd logs why and goes on without it.
+    #[arg(long, global = true, env = "FERRY_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_path: bool,
+
+    /// Where the fast path's program and maps are pinned (on a bpf file
+    /// system; /sys/fs/bpf is mounted when it is not).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_BPF_DIR",
+        default_value = "/sys/fs/bpf/ferry"
+    )]
+    pub bpf_dir: PathBuf,
+
     /// Pod MTU; default: the MTU of the node's interface.
     #[arg(long, global = true, env = "FERRY_MTU", value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: Option<u32>,

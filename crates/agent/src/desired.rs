@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use crate::cli::{Advertise, Opts, Routing};
 use crate::discovery::{self, DiscoveryError, LocalAddr, NodeInfo, Nodes};
+use crate::fast_path::FastPathPlan;
 use crate::install::render_conflist;
 use crate::routes::RouteSpec;
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub ipam_data_dir: PathBuf,
     pub bgp_asn: u32,
     pub cni_version: String,
+    /// The fast path's pin directory, when it is on.
+    pub fast_path: Option<PathBuf>,
 }
 
 impl From<&Opts> for Settings {
@@ -36,6 +39,7 @@ impl From<&Opts> for Settings {
             ipam_data_dir: o.ipam_data_dir.clone(),
             bgp_asn: o.bgp_asn,
             cni_version: o.cni_version.clone(),
+            fast_path: o.fast_path.then(|| o.bpf_dir.clone()),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct Desired {
     pub unroutable: Vec<Unroutable>,
     pub nat: NatPlan,
     pub frr: Option<FrrSpec>,
+    pub fast_path: Option<FastPathPlan>,
     pub conflist: String,
     /// Whether the node has an IPv6 podCIDR (IPv6 forwarding needed).
     pub ipv6: bool,
@@ -114,7 +119,17 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
     Ok(Desired {
         node: own.name.clone(),
         pod_cidrs: own.pod_cidrs.clone(),
-        conflist: render_conflist(&s.cni_version, &own.pod_cidrs, mtu, &s.ipam_data_dir),
+        conflist: render_conflist(
+            &s.cni_version,
+            &own.pod_cidrs,
+            mtu,
+            &s.ipam_data_dir,
+            s.fast_path.as_deref(),
+        ),
+        fast_path: s
+            .fast_path
+            .as_ref()
+            .map(|dir| FastPathPlan::new(dir.clone(), iface.ifindex, &nat_cidrs)),
         ipv6: own.pod_cidrs.iter().any(|c| matches!(c, IpNet::V6(_))),
         nat: NatPlan {
             cidrs: nat_cidrs,

@@ -49,6 +49,7 @@ fn settings(routing: Routing) -> Settings {
         ipam_data_dir: "/run/ferry/ipam".into(),
         bgp_asn: 64512,
         cni_version: "1.1.0".into(),
+        fast_path: None,
     }
 }
 

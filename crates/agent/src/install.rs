@@ -22,6 +22,7 @@ pub fn render_conflist(
     pod_cidrs: &[IpNet],
     mtu: u32,
     ipam_data_dir: &Path,
+    fast_path: Option<&Path>,
 ) -> String {
     let conf = ConfList {
         cni_version,
@@ -30,6 +31,7 @@ pub fn render_conflist(
             FerryConf {
                 type_: "ferry",
                 mtu,
+                fast_path: fast_path.map(|p| p.display().to_string()),
                 ipam: IpamConf {
                     type_: "ferry-ipam",
                     ranges: pod_cidrs
@@ -70,6 +72,8 @@ struct FerryConf {
     #[serde(rename = "type")]
     type_: &'static str,
     mtu: u32,
+    #[serde(rename = "fastPath", skip_serializing_if = "Option::is_none")]
+    fast_path: Option<String>,
     ipam: IpamConf,
 }
 
@@ -260,6 +264,7 @@ mod tests {
             ],
             1450,
             Path::new("/run/ferry/ipam"),
+            Some(Path::new("/sys/fs/bpf/ferry")),
         );
         assert_eq!(got, golden("10-ferry.conflist"));
     }
@@ -271,6 +276,7 @@ mod tests {
             &["10.244.0.0/24".parse().unwrap()],
             1500,
             Path::new("/tmp/node-a/ipam"),
+            None,
         );
         assert_eq!(got, golden("10-ferry-v4.conflist"));
         let v: serde_json::Value = serde_json::from_str(&got).unwrap();

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod desired;
 pub mod discovery;
 pub mod error;
+pub mod fast_path;
 pub mod frr_glue;
 pub mod http;
 pub mod install;

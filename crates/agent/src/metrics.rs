@@ -1,6 +1,7 @@
 //! ferryd's metrics and readiness, rendered as Prometheus text by hand.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub struct Metrics {
     api_connected: AtomicBool,
     ready: AtomicBool,
     duration: Mutex<Histogram>,
+    /// The fast path's pin directory once it runs (its counters are read
+    /// from the pinned map at each scrape).
+    fast_path: Mutex<Option<PathBuf>>,
 }
 
 impl Metrics {
@@ -68,6 +72,13 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    pub fn set_fast_path(&self, dir: &Path) {
+        let mut f = self.fast_path.lock().unwrap_or_else(|e| e.into_inner());
+        if f.as_deref() != Some(dir) {
+            *f = Some(dir.to_path_buf());
+        }
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -119,6 +130,33 @@ impl Metrics {
             "1 once the first full reconcile succeeded.",
             u64::from(self.ready()),
         );
+        let dir = self
+            .fast_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stats = dir.and_then(|d| ferry_ebpf::pinned_stats(&d).ok().flatten());
+        gauge(
+            "ferry_fast_path_enabled",
+            "gauge",
+            "1 while the eBPF fast path runs on this node.",
+            u64::from(stats.is_some()),
+        );
+        if let Some(s) = stats {
+            let name = "ferry_fast_path_packets_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Pod-to-pod packets the fast path forwarded, or left to the IP stack \
+                 (tracked: conntrack has the flow; no_route: no FIB answer).\n# TYPE {name} counter"
+            );
+            for (result, v) in [
+                ("forwarded", s.forwarded),
+                ("tracked", s.tracked),
+                ("no_route", s.no_fib),
+            ] {
+                let _ = writeln!(out, "{name}{{result=\"{result}\"}} {v}");
+            }
+        }
         let h = self.duration.lock().unwrap_or_else(|e| e.into_inner());
         let name = "ferry_reconcile_duration_seconds";
         let _ = writeln!(

@@ -4,7 +4,7 @@
 
 use crate::cli::Opts;
 use crate::install::{remove_file, Binaries};
-use crate::{frr_glue, nat, routes, AgentError};
+use crate::{fast_path, frr_glue, nat, routes, AgentError};
 
 /// What was removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct Removed {
     pub nft_table: bool,
     pub routes: usize,
     pub frr_config: bool,
+    /// Interfaces the fast path was detached from.
+    pub fast_path: usize,
 }
 
 impl Removed {
@@ -37,6 +39,7 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
     keep(remove_file(&o.conflist_path()).map(|b| removed.conflist = b));
     keep(Binaries::remove(&o.cni_bin_dir).map(|b| removed.binaries = b));
     keep(nat::delete().map(|b| removed.nft_table = b));
+    keep(fast_path::remove(&o.bpf_dir).map(|n| removed.fast_path = n));
     keep(
         ferry_netlink::Handle::new()
             .map_err(|e| AgentError::netlink("open", e))

@@ -184,6 +184,24 @@ fn uninstall_leaves_nothing() {
         .lines()
         .filter(|l| !l.contains("proto 201"))
         .count();
+    // The fast path runs on the node's interface, and /metrics says so.
+    let ns = n.ns.clone();
+    let tc_eth0 = move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "tc", "filter", "show", "dev", "eth0", "ingress",
+            ])
+            .output()
+            .expect("run tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(tc_eth0().contains("ferry_fast"), "{}", tc_eth0());
+    let (_, metrics) = n.http_get("/metrics").expect("metrics");
+    assert!(metrics.contains("ferry_fast_path_enabled 1"), "{metrics}");
+    assert!(
+        metrics.contains("ferry_fast_path_packets_total{result=\"forwarded\"}"),
+        "{metrics}"
+    );
     n.stop_ferryd();
 
     let (ok, out, err) = n.ferryd_cmd(&kc, "uninstall");
@@ -194,6 +212,11 @@ fn uninstall_leaves_nothing() {
     assert!(!n.bin_dir().join("ferry-ipam").exists());
     assert_eq!(n.nft_table(), None);
     assert!(n.owned_routes().is_empty());
+    assert!(
+        !tc_eth0().contains("ferry_fast"),
+        "filter left: {}",
+        tc_eth0()
+    );
     assert_eq!(
         n.all_routes().lines().count(),
         foreign_before,

@@ -2,7 +2,9 @@
 //! against the reference `ptp` + `host-local`, alternating in one run with a
 //! fresh pod netns each time, beside the floors nobody can beat: starting a
 //! process (VERSION), and the kernel's cost of creating and deleting one
-//! veth pair. Then ADD with 0 versus 1000 existing reservations.
+//! veth pair. Then ADD with 0 versus 1000 existing reservations. A third
+//! subject is ferry with ferryd's eBPF fast path pinned (`fastPath`), whose
+//! ADD also attaches the program to the new host veth.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,6 +48,25 @@ fn ferry_conf(state: &StateDir, network: &str, subnet: &str) -> String {
     .to_string()
 }
 
+/// The fast path loaded and pinned as ferryd does; unpinned on drop.
+struct Pinned(PathBuf);
+
+impl Pinned {
+    fn load() -> Result<(Pinned, ferry_ebpf::FastPath)> {
+        let root = Path::new("/sys/fs/bpf");
+        ferry_ebpf::ensure_bpffs(root)?;
+        let dir = Pinned(root.join(unique("bench-fast")));
+        let fp = ferry_ebpf::FastPath::load(&dir.0)?;
+        Ok((dir, fp))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = ferry_ebpf::unpin(&self.0);
+    }
+}
+
 fn ptp_conf(state: &StateDir) -> String {
     json!({
         "cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "mtu": 1500, "ipMasq": false,
@@ -78,6 +99,10 @@ pub fn run(runs: usize) -> Result<()> {
     ensure!(runs >= 5, "at least 5 runs");
     let node = Node::new("bp");
     let state = StateDir::new();
+    let (pinned, _fast) = Pinned::load().context("loading the fast path")?;
+    let mut with_fast: Value =
+        serde_json::from_str(&ferry_conf(&state, "bench-fast", "10.246.0.0/16"))?;
+    with_fast["fastPath"] = json!(pinned.0);
     let subjects = [
         Subject {
             label: "ferry (built-in ferry-ipam)",
@@ -89,6 +114,11 @@ pub fn run(runs: usize) -> Result<()> {
             binary: format!("{REFERENCE_DIR}/ptp"),
             conf: ptp_conf(&state),
         },
+        Subject {
+            label: "ferry with the fast path pinned",
+            binary: plugin("ferry"),
+            conf: with_fast.to_string(),
+        },
     ];
     // Warm the page cache and the kernel's slabs for both.
     for (i, s) in subjects.iter().enumerate() {
@@ -96,8 +126,8 @@ pub fn run(runs: usize) -> Result<()> {
             add_del(&node, s, &format!("warm{i}x{w}"))?;
         }
     }
-    let mut add = [Vec::new(), Vec::new()];
-    let mut del = [Vec::new(), Vec::new()];
+    let mut add = [Vec::new(), Vec::new(), Vec::new()];
+    let mut del = [Vec::new(), Vec::new(), Vec::new()];
     for r in 0..runs {
         for (i, s) in subjects.iter().enumerate() {
             let (a, d) = add_del(&node, s, &format!("run{r}s{i}"))?;
@@ -105,12 +135,13 @@ pub fn run(runs: usize) -> Result<()> {
             del[i].push(d);
         }
     }
-    let version = version_floor(&node, &subjects, runs)?;
+    let version = version_floor(&node, &subjects[..2], runs)?;
     let (create, delete, delete_pod_side) = veth_floor(&node, runs)?;
     let (empty, full) = fill_levels(&node, &state, runs)?;
 
     let (fa, pa) = (summarize(&add[0]), summarize(&add[1]));
     let (fd, pd) = (summarize(&del[0]), summarize(&del[1]));
+    let (xa, xd) = (summarize(&add[2]), summarize(&del[2]));
     println!("ferry plugin bench: {runs} runs each, ferry and ptp alternating, a fresh pod netns per run,");
     println!(
         "IPAM state of both on tmpfs ({}), as /run is on a node",
@@ -124,6 +155,11 @@ pub fn run(runs: usize) -> Result<()> {
         "  ratio ferry / ptp (median)                   {:>8.2}",
         ms(fa.median) / ms(pa.median)
     );
+    row(subjects[2].label, xa);
+    println!(
+        "  ratio ferry with fast path / ptp (median)    {:>8.2}",
+        ms(xa.median) / ms(pa.median)
+    );
     println!("DEL");
     row(subjects[0].label, fd);
     row(subjects[1].label, pd);
@@ -131,6 +167,7 @@ pub fn run(runs: usize) -> Result<()> {
         "  ratio ferry / ptp (median)                   {:>8.2}",
         ms(fd.median) / ms(pd.median)
     );
+    row(subjects[2].label, xd);
     println!("floors (same run)");
     row("process start: ferry VERSION", version[0]);
     row("process start: ptp VERSION", version[1]);
@@ -161,7 +198,7 @@ pub fn run(runs: usize) -> Result<()> {
     Ok(())
 }
 
-fn version_floor(node: &Node, subjects: &[Subject; 2], runs: usize) -> Result<[Summary; 2]> {
+fn version_floor(node: &Node, subjects: &[Subject], runs: usize) -> Result<[Summary; 2]> {
     let mut times = [Vec::new(), Vec::new()];
     for _ in 0..runs {
         for (i, s) in subjects.iter().enumerate() {

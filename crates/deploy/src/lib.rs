@@ -68,6 +68,10 @@ pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 pub const IMAGE_BIN_DIR: &str = "/usr/local/bin";
 /// The host directory holding ferry's state (the IPAM store is below it).
 pub const STATE_DIR: &str = "/run/ferry";
+/// The host's bpf file system (systemd mounts it on most hosts): ferryd
+/// pins the fast path below it (`--bpf-dir`), where the plugin, running on
+/// the host, opens it; ferryd checks that this very directory is a bpffs.
+pub const BPF_FS: &str = "/sys/fs/bpf";
 /// The Secret (and its key) holding the OSPF MD5 key.
 pub const OSPF_SECRET: (&str, &str) = ("ferry-ospf", "key");
 /// The Secret (and its key) holding the BGP TCP-MD5 password.

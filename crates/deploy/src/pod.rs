@@ -16,8 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::{
-    default_of, env_of, frr, metrics_addr, routing_name, uses_frr, Images, Routing, IMAGE_BIN_DIR,
-    NAME, NAMESPACE, STATE_DIR,
+    default_of, env_of, frr, metrics_addr, routing_name, uses_frr, Images, Routing, BPF_FS,
+    IMAGE_BIN_DIR, NAME, NAMESPACE, STATE_DIR,
 };
 
 /// The label every object carries and the DaemonSets select on.
@@ -84,12 +84,15 @@ pub fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
 
 /// The host directories ferryd writes, as (volume name, path): mounted at
 /// the same path inside, because the conflist names them as the host sees
-/// them (`dataDir`) and the plugin runs on the host.
+/// them (`dataDir`, `fastPath`) and the plugin runs on the host. The bpf
+/// file system is mounted whole: ferryd checks that [`BPF_FS`] itself is
+/// one, and pins in `--bpf-dir` below it.
 pub fn host_dirs() -> Vec<(&'static str, String)> {
     vec![
         ("cni-bin", default_of("cni-bin-dir")),
         ("cni-conf", default_of("cni-conf-dir")),
         ("state", STATE_DIR.to_string()),
+        ("bpf", BPF_FS.to_string()),
     ]
 }
 
@@ -170,14 +173,17 @@ pub fn capabilities(drop_all: bool, add: &[&str]) -> Capabilities {
     }
 }
 
-/// ferryd's privileges. Netlink (links, addresses, routes) and nftables
-/// need `NET_ADMIN` and nothing else; `/proc/sys` stays read-only (ferryd
-/// only reads `ip_forward`, which kubeadm's preflight already requires to
-/// be 1). With ospf/bgp, ferryd hands `frr.conf` to FRR's user (CHOWN) and
-/// `vtysh`/`frr-reload.py` use FRR's frr-owned files and sockets
-/// (DAC_OVERRIDE). The tests run each container with exactly these.
+/// ferryd's privileges. Netlink (links, addresses, routes, tc filters) and
+/// nftables need `NET_ADMIN`; the eBPF fast path (its maps, the program,
+/// the conntrack kfuncs it calls) needs `BPF` (Linux 5.8 and later), and
+/// no `SYS_ADMIN`: the host has its bpf file system mounted already.
+/// `/proc/sys` stays read-only (ferryd only reads `ip_forward`, which
+/// kubeadm's preflight already requires to be 1). With ospf/bgp, ferryd
+/// hands `frr.conf` to FRR's user (CHOWN) and `vtysh`/`frr-reload.py` use
+/// FRR's frr-owned files and sockets (DAC_OVERRIDE). The tests run each
+/// container with exactly these.
 pub fn agent_capabilities(routing: Routing) -> Vec<&'static str> {
-    let mut caps = vec!["NET_ADMIN"];
+    let mut caps = vec!["NET_ADMIN", "BPF"];
     if uses_frr(routing) {
         caps.extend(["CHOWN", "DAC_OVERRIDE"]);
     }

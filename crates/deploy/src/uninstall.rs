@@ -1,6 +1,7 @@
 //! `ferry-uninstall.yaml`: a DaemonSet whose init container runs `ferryd
-//! uninstall` on every node (conflist, plugin binaries, nft table, ferry's
-//! routes), then idles in the pause image until it is deleted.
+//! uninstall` on every node (conflist, plugin binaries, nft table, the
+//! fast path's tc filters and pins, ferry's routes), then idles in the
+//! pause image until it is deleted.
 
 use k8s_openapi::api::core::v1::{Container, SecurityContext};
 

@@ -2,17 +2,53 @@
 //! (see `sandbox`) on a node network namespace against the test API server:
 //! the privileges, mounts and environment the manifests grant are enough to
 //! install, serve the probes, report status and uninstall, and what they
-//! withhold really is withheld.
+//! withhold really is withheld. The eBPF fast path runs in the containers
+//! exactly when this kernel runs it at all (which the test checks itself,
+//! with all of root's privileges).
 
 mod common;
 mod lab;
 mod sandbox;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::effective;
 use ferry_testkit::ns_exec;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use lab::{container, Lab, LIMIT, NODE};
+use sandbox::Sandbox;
 use serde_json::json;
+
+/// The container's `--bpf-dir` in the sandbox: below the stand-in for the
+/// node's bpf file system.
+fn pin_dir(sb: &Sandbox, spec: &PodSpec, c: &Container) -> PathBuf {
+    let bpffs = ferry_deploy::BPF_FS;
+    let vol = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.host_path.as_ref().is_some_and(|h| h.path == bpffs))
+        .expect("a volume of the node's bpf file system");
+    let dir = effective(c, "bpf-dir").unwrap();
+    let rest = Path::new(&dir).strip_prefix(bpffs).expect("below it");
+    sb.host_path_dir(&vol.name, bpffs).join(rest)
+}
+
+/// Whether this kernel runs the fast path: loaded (then removed) on the
+/// sandbox's bpf file system by the test, as root with every capability.
+fn kernel_runs_fast_path(bpffs: &Path) -> bool {
+    let dir = bpffs.join("control");
+    let runs = match ferry_ebpf::FastPath::load(&dir) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("the fast path does not run here: {e}");
+            false
+        }
+    };
+    ferry_ebpf::unpin(&dir).unwrap();
+    runs
+}
 
 #[test]
 fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
@@ -49,6 +85,22 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
             std::fs::read(sb.dir.path().join("image").join(bin)).unwrap()
         );
     }
+    // The fast path: the plugin (on the host) opens the pins by the path in
+    // the conflist; they are there whenever the kernel runs it at all.
+    assert_eq!(
+        conf["plugins"][0]["fastPath"],
+        json!(effective(&install, "bpf-dir").unwrap())
+    );
+    let pins = pin_dir(&sb, &spec, &install);
+    let fast = kernel_runs_fast_path(pins.parent().unwrap());
+    let prog = pins.join(ferry_ebpf::PROG_PIN);
+    assert_eq!(prog.exists(), fast, "fast path pinned:\n{}", run.log());
+    assert_eq!(
+        lab.uplink_filters().contains(ferry_ebpf::PROG_NAME),
+        fast,
+        "fast path on eth0:\n{}",
+        run.log()
+    );
     let routes = lab.owned_routes();
     assert!(
         routes.contains("10.244.1.0/24 via 172.16.97.76"),
@@ -111,6 +163,7 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
         lab.owned_routes().contains("10.244.1.0/24"),
         "a stopping ferryd leaves the node as it is"
     );
+    assert_eq!(prog.exists(), fast, "{}", ferryd.log());
 
     // The uninstall DaemonSet's init container removes it all.
     let (spec, uninstall) = container(ferry_deploy::UNINSTALL_FILE, "uninstall");
@@ -126,6 +179,8 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
     }
     assert_eq!(lab.owned_routes().trim(), "");
     assert!(!lab.has_nft_table());
+    assert!(!pins.exists(), "the pins are removed");
+    assert!(!lab.uplink_filters().contains(ferry_ebpf::PROG_NAME));
 }
 
 #[test]
@@ -161,4 +216,42 @@ fn without_net_admin_nothing_is_configured() {
     drop(run);
     assert!(!lab.has_nft_table());
     assert_eq!(lab.owned_routes().trim(), "");
+}
+
+/// `BPF` is what the fast path needs besides `NET_ADMIN`; without it the
+/// fast path is off (with a warning) and the node works through the stack.
+#[test]
+fn without_bpf_the_fast_path_is_off_and_the_node_still_works() {
+    let lab = Lab::new("ctrbpf", true);
+    let sb = lab.sandbox();
+    let (spec, install) = container("ferry.yaml", "install");
+    let granted = install
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap_or_default();
+    assert!(granted.iter().any(|c| c == "BPF"), "{granted:?}");
+    let caps: Vec<&str> = granted
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "BPF")
+        .collect();
+    let mut run = sb.start(&spec, &install, Some(&caps));
+    assert!(run.wait(LIMIT).success(), "install failed:\n{}", run.log());
+    let pins = pin_dir(&sb, &spec, &install);
+    if kernel_runs_fast_path(pins.parent().unwrap()) {
+        let log = run.log();
+        let eperm = log
+            .lines()
+            .any(|l| l.contains("fast path") && l.contains("Operation not permitted"));
+        assert!(eperm, "expected EPERM without BPF:\n{log}");
+    }
+    assert!(!pins.join(ferry_ebpf::PROG_PIN).exists());
+    assert!(!lab.uplink_filters().contains(ferry_ebpf::PROG_NAME));
+    assert!(lab.owned_routes().contains("10.244.1.0/24"));
+    assert!(sb
+        .volume_dir("cni-conf")
+        .join(ferryd::CONFLIST_FILE)
+        .exists());
 }

@@ -265,7 +265,7 @@ fn mounts_cover_every_path_ferryd_writes() {
                 // Host paths: the plugin (on the host) and kubelet use them by
                 // the name ferryd writes into the conflist, so each must be the
                 // same path inside and out.
-                for long in ["cni-bin-dir", "cni-conf-dir", "ipam-data-dir"] {
+                for long in ["cni-bin-dir", "cni-conf-dir", "ipam-data-dir", "bpf-dir"] {
                     let path = effective(c, long).unwrap();
                     let (vol, rest, ro) = mount_of(c, &path);
                     assert!(!ro, "{file}: {}: {path} is read-only", c.name);
@@ -280,6 +280,15 @@ fn mounts_cover_every_path_ferryd_writes() {
                         c.name
                     );
                 }
+                // The fast path's pins: on the host's bpf file system, mounted
+                // whole (ferryd checks that its root is a bpffs; one mounted
+                // in the container would vanish with it, and the plugin on
+                // the host would find nothing).
+                let bpf_dir = effective(c, "bpf-dir").unwrap();
+                let (vol, rest, _) = mount_of(c, &bpf_dir);
+                let host = volume(spec, &vol).host_path.as_ref().unwrap();
+                assert_eq!(host.path, ferry_deploy::BPF_FS, "{file}: {}", c.name);
+                assert!(!rest.is_empty(), "{file}: --bpf-dir is below the bpffs");
                 if routing == "direct" {
                     assert!(effective(c, "frr-conf-dir").is_none());
                     continue;
@@ -405,13 +414,13 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                             .and_then(|v| v.field_ref.as_ref())
                             .map(|f| f.field_path.as_str());
                         assert_eq!(field, Some("spec.nodeName"), "{file}: {name}");
-                        // Exactly NET_ADMIN; with FRR also what vtysh needs
-                        // on FRR's files (the container tests show each is
-                        // needed and enough).
+                        // Exactly NET_ADMIN and BPF (the fast path); with
+                        // FRR also what vtysh needs on FRR's files (the
+                        // container tests show each is needed and enough).
                         let caps = sc.capabilities.clone().unwrap_or_default();
                         let want: &[&str] = match effective(c, "routing").as_deref() {
-                            Some("direct") => &["NET_ADMIN"],
-                            _ => &["NET_ADMIN", "CHOWN", "DAC_OVERRIDE"],
+                            Some("direct") => &["NET_ADMIN", "BPF"],
+                            _ => &["NET_ADMIN", "BPF", "CHOWN", "DAC_OVERRIDE"],
                         };
                         let want: Vec<String> = want.iter().map(|c| c.to_string()).collect();
                         assert_eq!(caps.add, Some(want), "{file}: {name}");

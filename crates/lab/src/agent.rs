@@ -96,6 +96,9 @@ pub fn args(cfg: &LabConfig, state: &State, node: &NodePlan) -> Vec<String> {
         "30s".into(),
         "--cni-version".into(),
         state.cni_version.clone(),
+        "--bpf-dir".into(),
+        p(cfg.node_bpf_dir(&node.name)),
+        format!("--fast-path={}", state.fast_path),
     ];
     match state.routing {
         Routing::Direct => {}

@@ -18,6 +18,13 @@ use crate::sh;
 use crate::state::{LabConfig, Pod};
 use crate::topo::{Advertise, Routing};
 
+/// The throughput ratio, with the fast path and through the IP stack.
+#[derive(Debug, Clone)]
+pub struct Throughputs {
+    pub fast_path: Throughput,
+    pub stack: Throughput,
+}
+
 /// One lab configuration's figures.
 #[derive(Debug, Clone)]
 pub struct ModeFigures {
@@ -64,7 +71,7 @@ impl Default for BenchOptions {
                 (Routing::Bgp, Advertise::Pods),
             ],
             seconds: 3,
-            pairs: 5,
+            pairs: 9,
             new_pods: 5,
         }
     }
@@ -202,42 +209,67 @@ pub fn new_pod_times(lab: &mut Lab, n: usize) -> Result<(Vec<Duration>, Vec<Dura
 }
 
 /// The whole bench; `report` gets each figure as it comes.
+fn bench_lab(
+    bin_dir: &Path,
+    routing: Routing,
+    advertise: Advertise,
+    fast_path: bool,
+) -> Result<(DownGuard, Lab)> {
+    let mut cfg = LabConfig::new("flb-");
+    cfg.bin_dir = bin_dir.to_path_buf();
+    cfg.quiet = true;
+    let guard = DownGuard(cfg.clone());
+    crate::down::down(&cfg)?;
+    let lab = Lab::up(
+        cfg,
+        &UpOptions {
+            routing,
+            advertise,
+            nodes: 3,
+            pods_per_node: 1,
+            dual_stack: false,
+            fast_path,
+        },
+    )?;
+    Ok((guard, lab))
+}
+
+fn report_throughput(t: &Throughput, how: &str, seconds: u32, report: &mut dyn FnMut(&str)) {
+    report(&format!(
+        "throughput {how}: pod→pod across nodes {:.2} Gbit/s, node→node {:.2} Gbit/s (medians): ratio {:.3} (median of {} back-to-back pairs of {} s runs)",
+        t.pod_bps / 1e9,
+        t.node_bps / 1e9,
+        t.ratio,
+        t.pairs,
+        seconds
+    ));
+}
+
 pub fn run(
     bin_dir: &Path,
     opts: &BenchOptions,
     report: &mut dyn FnMut(&str),
-) -> Result<(Option<Throughput>, Vec<ModeFigures>)> {
-    let mut tp = None;
+) -> Result<(Option<Throughputs>, Vec<ModeFigures>)> {
+    // Throughput in the first mode's lab, once with the fast path and once
+    // through the IP stack, each lab fresh.
+    let tp = match opts.modes.first() {
+        None => None,
+        Some(&(routing, advertise)) => {
+            let mut measure = |fast: bool, how: &str| -> Result<Throughput> {
+                let (_guard, lab) = bench_lab(bin_dir, routing, advertise, fast)?;
+                let t = throughput(&lab, opts.seconds, opts.pairs)?;
+                report_throughput(&t, how, opts.seconds, report);
+                Ok(t)
+            };
+            let fast_path = measure(true, "with the eBPF fast path")?;
+            let stack = measure(false, "through the IP stack (--fast-path=false)")?;
+            Some(Throughputs { fast_path, stack })
+        }
+    };
     let mut figures = Vec::new();
     for (routing, advertise) in &opts.modes {
-        let mut cfg = LabConfig::new("flb-");
-        cfg.bin_dir = bin_dir.to_path_buf();
-        cfg.quiet = true;
-        let _guard = DownGuard(cfg.clone());
-        crate::down::down(&cfg)?;
-        let mut lab = Lab::up(
-            cfg,
-            &UpOptions {
-                routing: *routing,
-                advertise: *advertise,
-                nodes: 3,
-                pods_per_node: 1,
-                dual_stack: false,
-            },
-        )?;
+        let (_guard, mut lab) = bench_lab(bin_dir, *routing, *advertise, true)?;
         let converged = Duration::from_secs_f64(lab.state.converged_s.unwrap_or_default());
-        if tp.is_none() {
-            let t = throughput(&lab, opts.seconds, opts.pairs)?;
-            report(&format!(
-                "throughput pod→pod across nodes {:.2} Gbit/s, node→node {:.2} Gbit/s (medians): ratio {:.3} (median of {} back-to-back pairs of {} s runs)",
-                t.pod_bps / 1e9,
-                t.node_bps / 1e9,
-                t.ratio,
-                t.pairs,
-                opts.seconds
-            ));
-            tp = Some(t);
-        }
         let (new_pod, add) = new_pod_times(&mut lab, opts.new_pods)?;
         let f = ModeFigures {
             routing: *routing,

@@ -1,7 +1,10 @@
 //! `check`: every pod pings every other pod (both families when
 //! dual-stack), every node and is pinged by every node; every pod opens a
 //! TCP connection to the internet host, which answers with the source
-//! address it saw: the pod's node's (masquerade), never the pod's own.
+//! address it saw: the pod's node's (masquerade), never the pod's own;
+//! every pod opens a TCP connection to a pod on every other node, which
+//! must see the pod's own address; and with the eBPF fast path on, every
+//! node's fast path must have forwarded some of that (see `tcp_probes`).
 //! Also the waits the other commands use: routes complete, mesh up.
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +16,8 @@ use std::time::{Duration, Instant};
 use crate::error::{LabError, Result};
 use crate::routes;
 use crate::sh;
-use crate::state::{NodeState, Pod, State};
+use crate::state::{LabConfig, NodeState, Pod, State};
+use crate::tcp_probes;
 use crate::topo;
 
 /// What a probe tests.
@@ -23,6 +27,8 @@ pub enum Kind {
     PodToNode,
     NodeToPod,
     PodToInternet,
+    PodToPodTcp,
+    FastPath,
 }
 
 impl Kind {
@@ -32,6 +38,8 @@ impl Kind {
             Kind::PodToNode => "pod→node",
             Kind::NodeToPod => "node→pod",
             Kind::PodToInternet => "pod→internet",
+            Kind::PodToPodTcp => "pod→pod tcp",
+            Kind::FastPath => "fast path",
         }
     }
 }
@@ -110,7 +118,7 @@ pub struct Ping {
     pub what: String,
 }
 
-fn node_of<'a>(state: &'a State, pod: &Pod) -> Option<&'a NodeState> {
+pub(crate) fn node_of<'a>(state: &'a State, pod: &Pod) -> Option<&'a NodeState> {
     state.node(&pod.node)
 }
 
@@ -221,19 +229,24 @@ impl Witness {
         if dual_stack {
             binds.push(topo::INTERNET_HOST_V6);
         }
-        let ns = sh::open_ns(internet_ns)?;
+        let ips: Vec<IpAddr> = binds.iter().map(|h| h.parse().expect("address")).collect();
+        Witness::listen(internet_ns, &ips)
+    }
+
+    /// Listeners on `ips` (port chosen by the kernel) inside `netns`.
+    pub fn listen(netns: &str, ips: &[IpAddr]) -> Result<Witness> {
+        let ns = sh::open_ns(netns)?;
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let mut w = Witness {
             addrs: Vec::new(),
             stop: stop.clone(),
             threads: Vec::new(),
         };
-        for host in binds {
-            let ip: IpAddr = host.parse().expect("address");
+        for &ip in ips {
             let listener = ns
                 .run(|| TcpListener::bind(SocketAddr::new(ip, 0)))
-                .map_err(|e| LabError::netns(internet_ns, e))?
-                .map_err(|e| LabError::io(format!("listen on {ip} in {internet_ns}"), e))?;
+                .map_err(|e| LabError::netns(netns, e))?
+                .map_err(|e| LabError::io(format!("listen on {ip} in {netns}"), e))?;
             w.addrs.push(
                 listener
                     .local_addr()
@@ -325,12 +338,17 @@ fn internet_probes(state: &State, witness: &Witness) -> Vec<Probe> {
 }
 
 /// The whole check (see the module docs).
-pub fn run(prefix: &str, state: &State) -> Result<Report> {
+pub fn run(cfg: &LabConfig, state: &State) -> Result<Report> {
     let mut pings = pod_pings(state, false);
     pings.extend(node_pings(state));
     let mut probes = run_pings(&pings);
-    let witness = Witness::start(&topo::fixed(prefix).internet, state.dual_stack)?;
+    let witness = Witness::start(&topo::fixed(&cfg.prefix).internet, state.dual_stack)?;
     probes.extend(internet_probes(state, &witness));
+    let before = tcp_probes::fast_path_counts(cfg, state);
+    probes.extend(tcp_probes::pod_to_pod(state)?);
+    if state.fast_path {
+        probes.extend(tcp_probes::fast_path_used(cfg, state, &before));
+    }
     Ok(Report { probes })
 }
 

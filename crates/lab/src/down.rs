@@ -111,6 +111,14 @@ pub fn down(cfg: &LabConfig) -> Result<Removed> {
             }
         }
     }
+    // The fast path's pins go with their bpf file system (the kernel frees
+    // the programs once the node netns holding their attachments are gone).
+    if cfg.bpf_dir().exists() {
+        match nix::mount::umount2(&cfg.bpf_dir(), nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {} // EINVAL: not mounted
+            Err(e) => errors.push(format!("umount {}: {e}", cfg.bpf_dir().display())),
+        }
+    }
     if cfg.state_dir.exists() {
         match std::fs::remove_dir_all(&cfg.state_dir) {
             Ok(()) => removed.state_dir = true,

@@ -20,6 +20,8 @@ pub struct UpOptions {
     pub nodes: usize,
     pub pods_per_node: usize,
     pub dual_stack: bool,
+    /// ferryd's eBPF fast path (`--fast-path`).
+    pub fast_path: bool,
 }
 
 impl Default for UpOptions {
@@ -30,6 +32,7 @@ impl Default for UpOptions {
             nodes: 3,
             pods_per_node: 1,
             dual_stack: false,
+            fast_path: true,
         }
     }
 }
@@ -69,6 +72,7 @@ impl Lab {
                 routing: opts.routing,
                 advertise: opts.advertise,
                 dual_stack: opts.dual_stack,
+                fast_path: opts.fast_path,
                 nodes: Vec::new(),
                 pods: Vec::new(),
                 apiserver: None,
@@ -88,6 +92,10 @@ impl Lab {
             down::down(&lab.cfg)?;
         }
         lab.save()?;
+        let bpf = lab.cfg.bpf_dir();
+        std::fs::create_dir_all(&bpf)
+            .map_err(|e| LabError::Invalid(format!("{}: {e}", bpf.display())))?;
+        ferry_ebpf::ensure_bpffs(&bpf).map_err(|e| LabError::Invalid(e.to_string()))?;
         lab.say(&format!(
             "ferryd's conflist will say cniVersion {} (what {}/portmap takes)",
             lab.state.cni_version,
@@ -374,7 +382,7 @@ impl Lab {
 
     /// The full check; an error listing every failed probe.
     pub fn check(&self) -> Result<check::Report> {
-        check::run(&self.cfg.prefix, &self.state)?.into_result()
+        check::run(&self.cfg, &self.state)?.into_result()
     }
 
     /// The picture-like table.

@@ -42,6 +42,7 @@ pub mod scenario;
 pub mod sh;
 pub mod state;
 pub mod table;
+pub mod tcp_probes;
 pub mod topo;
 
 pub use error::{LabError, Result};

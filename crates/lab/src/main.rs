@@ -49,6 +49,10 @@ enum Cmd {
         /// IPv6 node addresses and podCIDRs too.
         #[arg(long)]
         dual_stack: bool,
+        /// Run ferryd with `--fast-path=false` (pod traffic through the IP
+        /// stack only).
+        #[arg(long)]
+        no_fast_path: bool,
     },
     /// Every pod↔pod, pod↔node and pod→internet (masqueraded) probe.
     Check,
@@ -67,7 +71,7 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         seconds: u32,
         /// Back-to-back pod/node iperf3 run pairs.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 9)]
         pairs: usize,
         /// New pods timed per mode.
         #[arg(long, default_value_t = 5)]
@@ -110,8 +114,10 @@ fn run(cli: Cli) -> Result<()> {
             nodes,
             pods_per_node,
             dual_stack,
+            no_fast_path,
         } => {
             let opts = UpOptions {
+                fast_path: !no_fast_path,
                 routing,
                 advertise,
                 nodes,
@@ -136,7 +142,7 @@ fn run(cli: Cli) -> Result<()> {
             for p in report
                 .probes
                 .iter()
-                .filter(|p| p.kind == check::Kind::PodToInternet)
+                .filter(|p| matches!(p.kind, check::Kind::PodToInternet | check::Kind::FastPath))
             {
                 println!("  {}", p.what);
             }

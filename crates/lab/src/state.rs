@@ -54,6 +54,18 @@ impl LabConfig {
         self.state_dir.join("nodes").join(node)
     }
 
+    /// A bpf file system of the lab's own, where the nodes' ferryd pin
+    /// their eBPF fast path (each node in its own directory). Not under
+    /// /sys: `ip netns exec` gives ferryd a fresh /sys, and the plugin must
+    /// see the same pins as ferryd.
+    pub fn bpf_dir(&self) -> PathBuf {
+        self.state_dir.join("bpf")
+    }
+
+    pub fn node_bpf_dir(&self, node: &str) -> PathBuf {
+        self.bpf_dir().join(node)
+    }
+
     pub fn secret_file(&self, name: &str) -> PathBuf {
         self.state_dir.join("secrets").join(name)
     }
@@ -126,6 +138,13 @@ pub struct State {
     pub converged_s: Option<f64>,
     /// ferryd's `--cni-version` (see [`crate::pods::reference_cni_version`]).
     pub cni_version: String,
+    /// ferryd's `--fast-path`.
+    #[serde(default = "yes")]
+    pub fast_path: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl State {
@@ -201,6 +220,7 @@ mod tests {
             next_pod: 2,
             converged_s: Some(1.5),
             cni_version: "1.0.0".into(),
+            fast_path: true,
         };
         s.save(&cfg).unwrap();
         let back = State::load(&cfg).unwrap();

@@ -201,6 +201,7 @@ mod tests {
             next_pod: 4,
             converged_s: None,
             cni_version: "1.0.0".into(),
+            fast_path: true,
         };
         let t0 = vec![
             route("10.244.0.5/32", None, Some("veth"), "200"),

@@ -55,8 +55,9 @@ fn assert_network_available(lab: &Lab) {
 fn direct_up_check_down_leaves_nothing() {
     let (guard, lab) = common::up("ldir", common::opts(Routing::Direct));
     let report = lab.check().unwrap_or_else(|e| panic!("{e}"));
-    // 3 pods: 6 pod→pod, 9 pod→node, 9 node→pod, 3 pod→internet.
-    assert_eq!(report.probes.len(), 27, "{}", report.summary());
+    // 3 pods: 6 pod→pod, 9 pod→node, 9 node→pod, 3 pod→internet, 6 pod→pod
+    // over TCP, and on each of the 3 nodes the fast path forwarded some.
+    assert_eq!(report.probes.len(), 36, "{}", report.summary());
     assert_aggregate_routes(&lab);
     assert_network_available(&lab);
     let table = lab.table();
@@ -179,4 +180,44 @@ fn down_after_a_crash_finds_everything_by_prefix() {
         );
     }
     assert!(matches!(Lab::load(cfg), Err(LabError::NotUp { .. })));
+}
+
+#[test]
+fn without_the_fast_path_everything_takes_the_stack_and_still_works() {
+    let (_guard, lab) = common::up(
+        "lnf",
+        UpOptions {
+            routing: Routing::Direct,
+            fast_path: false,
+            ..UpOptions::default()
+        },
+    );
+    let report = lab.check().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report
+            .probes
+            .iter()
+            .all(|p| p.kind != check::Kind::FastPath),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        report
+            .probes
+            .iter()
+            .filter(|p| p.kind == check::Kind::PodToPodTcp)
+            .count(),
+        6
+    );
+    for n in lab.plans() {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &n.netns, "tc", "filter", "show", "dev", "eth0", "ingress",
+            ])
+            .output()
+            .unwrap();
+        let filters = String::from_utf8_lossy(&out.stdout);
+        assert!(!filters.contains("ferry_fast"), "{}: {filters}", n.name);
+        assert!(!lab.cfg.node_bpf_dir(&n.name).exists(), "{} pinned", n.name);
+    }
 }

@@ -21,6 +21,7 @@ mod error;
 mod handle;
 mod link;
 mod route;
+mod tc;
 
 use std::net::IpAddr;
 
@@ -37,6 +38,7 @@ pub use route::{
     Route, RouteKind, RTPROT_BOOT, RTPROT_FERRY_NODE, RTPROT_FERRY_POD, RTPROT_KERNEL,
     RTPROT_STATIC, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
+pub use tc::FERRY_TC_PRIO;
 
 /// Re-exported so callers need not depend on `ipnet` for the prefix type.
 pub use ipnet;

@@ -3,6 +3,7 @@
 //! ```json
 //! { "cniVersion": "1.1.0", "name": "k8s-pod-network", "type": "ferry",
 //!   "mtu": 1500, "logFile": "/var/log/ferry.log", "logLevel": "info",
+//!   "fastPath": "/sys/fs/bpf/ferry",
 //!   "ipam": { "type": "ferry-ipam", "ranges": [[{"subnet": "10.244.0.0/24"}]] } }
 //! ```
 
@@ -35,6 +36,8 @@ pub struct PluginConf {
     pub mtu: Option<u32>,
     pub log_file: Option<PathBuf>,
     pub log_level: Level,
+    /// ferryd's pinned eBPF fast path, attached to each new host veth.
+    pub fast_path: Option<PathBuf>,
     pub ipam: IpamKind,
     pub dns: Option<Dns>,
 }
@@ -62,6 +65,22 @@ impl PluginConf {
             Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
             Some(p) => return Err(config_err("logFile must be an absolute path").with_details(p)),
         };
+        let fast_path = match raw.get("fastPath").and_then(Value::as_str) {
+            None | Some("") => None,
+            Some(p)
+                if p.starts_with('/')
+                    && !std::path::Path::new(p)
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir)) =>
+            {
+                Some(PathBuf::from(p))
+            }
+            Some(p) => {
+                return Err(
+                    config_err("fastPath must be an absolute path without '..'").with_details(p)
+                )
+            }
+        };
         let log_level = match raw.get("logLevel").and_then(Value::as_str) {
             None => Level::Info,
             Some(l) => l.parse().map_err(|_| {
@@ -88,6 +107,7 @@ impl PluginConf {
             mtu,
             log_file,
             log_level,
+            fast_path,
             ipam,
             dns,
         })
@@ -111,6 +131,20 @@ mod tests {
 
     fn conf(extra: &str) -> Result<PluginConf, CniError> {
         PluginConf::parse(format!("{BASE}{extra}}}").as_bytes())
+    }
+
+    #[test]
+    fn fast_path_must_be_a_plain_absolute_path() {
+        let c = conf(r#","fastPath":"/sys/fs/bpf/ferry""#).unwrap();
+        assert_eq!(
+            c.fast_path.as_deref(),
+            Some(std::path::Path::new("/sys/fs/bpf/ferry"))
+        );
+        assert_eq!(conf("").unwrap().fast_path, None);
+        for bad in ["bpf/ferry", "/sys/fs/bpf/../../etc"] {
+            let e = conf(&format!(r#","fastPath":"{bad}""#)).unwrap_err();
+            assert_eq!(e.code, Code::InvalidNetworkConfig, "{bad}");
+        }
     }
 
     #[test]

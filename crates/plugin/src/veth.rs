@@ -3,6 +3,7 @@
 //! for it by proxy and routes the pod's address to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsFd;
 
 use ferry_cni::{CniError, Code};
 use ferry_netlink::{
@@ -41,6 +42,8 @@ pub struct Plan<'a> {
     /// Destinations the pod routes via its gateway (a default per family
     /// unless IPAM configured routes).
     pub routes: &'a [IpNet],
+    /// ferryd's pinned fast-path program directory, if it runs one.
+    pub fast_path: Option<&'a std::path::Path>,
 }
 
 /// What ADD made.
@@ -181,6 +184,9 @@ fn configure_host(
     }
     nl.set_up_with_alias(host.index, plan.alias)
         .map_err(|e| kernel_err("bringing the host veth up", e))?;
+    if let Some(dir) = plan.fast_path {
+        attach_fast_path(nl, host, dir);
+    }
     for ip in plan.ips {
         let r = Route::link_scope(host_prefix(*ip), host.index).protocol(RTPROT_FERRY_POD);
         nl.add_route(&r)
@@ -189,7 +195,42 @@ fn configure_host(
     Ok(())
 }
 
+/// Attaches ferryd's fast path to the host veth, before the pod can send.
+/// Best effort: without it the pod's traffic takes the host's IP stack,
+/// which is correct, only slower; so a failure is logged, not returned.
+fn attach_fast_path(nl: &mut Handle, host: &Link, dir: &std::path::Path) {
+    match ferry_ebpf::open_prog(dir) {
+        Ok(Some(prog)) => {
+            // Listed first: traffic for the pod then goes straight into its
+            // namespace from the moment the filter runs.
+            let listed = ferry_ebpf::PodIfaces::open(dir)
+                .and_then(|m| m.map(|m| m.insert(host.index)).transpose());
+            if let Err(e) = listed {
+                crate::log_at!(Warn, "{} not in the fast path's pod map: {e}", host.name);
+            }
+            match nl.attach_bpf_ingress(host.index, prog.as_fd(), ferry_ebpf::PROG_NAME) {
+                Ok(()) => crate::log_at!(Debug, "fast path attached to {}", host.name),
+                Err(e) => crate::log_at!(Warn, "fast path not attached to {}: {e}", host.name),
+            }
+        }
+        Ok(None) => crate::log_at!(Debug, "no fast path pinned in {}", dir.display()),
+        Err(e) => crate::log_at!(Warn, "fast path not attached to {}: {e}", host.name),
+    }
+}
+
 /// Remove the pair by its host end. `Ok(false)` when it was already gone.
-pub fn teardown(nl: &mut Handle, host_name: &str) -> Result<bool, NetlinkError> {
+/// With a fast path, the host end's ifindex leaves its pod map first.
+pub fn teardown(
+    nl: &mut Handle,
+    host_name: &str,
+    fast_path: Option<&std::path::Path>,
+) -> Result<bool, NetlinkError> {
+    if let Some(dir) = fast_path {
+        if let (Ok(Some(link)), Ok(Some(pods))) =
+            (nl.link_by_name(host_name), ferry_ebpf::PodIfaces::open(dir))
+        {
+            let _ = pods.remove(link.index);
+        }
+    }
     nl.delete_link_by_name(host_name)
 }

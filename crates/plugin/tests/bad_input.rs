@@ -157,6 +157,16 @@ fn bad_input_changes_nothing() {
             with(&|c| c.stdin = good.replace(r#""mtu":1500"#, r#""mtu":-1"#)),
             7,
         ),
+        (
+            "fastPath with ..",
+            with(&|c| {
+                c.stdin = good.replace(
+                    r#""mtu":1500"#,
+                    r#""mtu":1500,"fastPath":"/sys/fs/bpf/../../../etc""#,
+                )
+            }),
+            7,
+        ),
     ];
     for (what, call, code) in cases {
         let reply = node.ferry(&call);

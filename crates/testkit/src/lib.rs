@@ -77,6 +77,56 @@ pub fn add_veth(netns: &str, name: &str, peer: &str) {
     );
 }
 
+/// Wires a pod as ferry does, with `ip` (for tests of other pieces): the
+/// veth `veth` in `node_ns` with its peer `eth0` in `pod_ns`, proxy ARP
+/// (no delay) on the host end, `addr/32` in the pod, `169.254.1.1` on-link
+/// and the default route via it. The host route to the pod is the
+/// caller's.
+pub fn wire_pod(node_ns: &str, pod_ns: &str, veth: &str, addr: std::net::Ipv4Addr) {
+    ip(
+        Some(node_ns),
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod_ns,
+        ],
+    );
+    for key in [
+        format!("net.ipv4.conf.{veth}.proxy_arp=1"),
+        format!("net.ipv4.neigh.{veth}.proxy_delay=0"),
+    ] {
+        assert!(ns_exec(node_ns, &["sysctl", "-qw", &key]), "{key}");
+    }
+    ip(Some(node_ns), &["link", "set", veth, "up"]);
+    ip(
+        Some(pod_ns),
+        &["addr", "add", &format!("{addr}/32"), "dev", "eth0"],
+    );
+    ip(Some(pod_ns), &["link", "set", "eth0", "up"]);
+    ip(
+        Some(pod_ns),
+        &[
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ],
+    );
+    ip(
+        Some(pod_ns),
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+        ],
+    );
+}
+
 /// Run a command inside a named netns; true when it exits 0.
 pub fn ns_exec(netns: &str, args: &[&str]) -> bool {
     Command::new("ip")

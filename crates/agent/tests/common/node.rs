@@ -42,6 +42,10 @@ impl LabNode {
     pub fn ipam_dir(&self) -> PathBuf {
         self.dir.join("ipam")
     }
+    /// The fast path's pins (one bpf file system serves every node).
+    pub fn bpf_dir(&self) -> PathBuf {
+        Path::new("/sys/fs/bpf").join(&self.ns)
+    }
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("ferryd.log")).unwrap_or_default()
     }
@@ -61,6 +65,8 @@ impl LabNode {
             self.ipam_dir().display().to_string(),
             "--plugin-source-dir".into(),
             ferry_testkit::plugin_dir().display().to_string(),
+            "--bpf-dir".into(),
+            self.bpf_dir().display().to_string(),
         ];
         // Debian 12's portmap (plugins 1.1.1) refuses cniVersion 1.1.0.
         if !self.flags.iter().any(|f| f == "--cni-version") {
@@ -233,5 +239,6 @@ impl Drop for LabNode {
             let _ = ferry_netns::delete_named(&pod);
         }
         let _ = ferry_netns::delete_named(&self.ns);
+        let _ = std::fs::remove_dir_all(self.bpf_dir());
     }
 }

@@ -119,6 +119,24 @@ impl Lab {
         ip(Some(&self.node_ns), &["route", "show", "proto", "201"])
     }
 
+    /// The tc filters on the node's `eth0` ingress (where ferryd attaches
+    /// the fast path).
+    pub fn uplink_filters(&self) -> String {
+        let out = std::process::Command::new("tc")
+            .args([
+                "-n",
+                &self.node_ns,
+                "filter",
+                "show",
+                "dev",
+                "eth0",
+                "ingress",
+            ])
+            .output()
+            .expect("run tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn has_nft_table(&self) -> bool {
         ns_exec(
             &self.node_ns,

@@ -5,7 +5,10 @@
 //! `/proc/sys` read-only, the root read-only when the manifest says so,
 //! only the container's capabilities and environment (downward API filled
 //! in), and the API reached through in-cluster config (service-account
-//! token and CA, `KUBERNETES_SERVICE_HOST`/`_PORT`).
+//! token and CA, `KUBERNETES_SERVICE_HOST`/`_PORT`). A hostPath that is a
+//! file system of its own on a node (the bpf file system at `/sys/fs/bpf`)
+//! is stood in for by a fresh, private instance of it, shared by the
+//! sandbox's containers as the node's is by its pods.
 //!
 //! The mounts are made by a shell script (test-side: `unshare`, `mount`,
 //! `chroot`, `setpriv`) in a private mount namespace; nothing leaks to the
@@ -18,6 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
@@ -45,6 +49,9 @@ const DEFAULT_CAPS: [&str; 14] = [
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
+/// hostPaths that hold a file system of their own on a node, and its type.
+const HOST_FILESYSTEMS: [(&str, &str); 1] = [(ferry_deploy::BPF_FS, "bpf")];
+
 /// One node's worth of "host": the image, the hostPath stand-ins, the
 /// service account.
 pub struct Sandbox {
@@ -58,6 +65,8 @@ pub struct Sandbox {
     api_port: u16,
     /// ConfigMaps and Secrets by name: file name -> content.
     data: BTreeMap<String, BTreeMap<String, String>>,
+    /// File systems mounted on volume stand-ins; unmounted on drop.
+    mounted: Mutex<Vec<PathBuf>>,
 }
 
 /// Single-quoted for sh.
@@ -104,6 +113,7 @@ impl Sandbox {
             api_host: api.addr().ip().to_string(),
             api_port: api.addr().port(),
             data: BTreeMap::new(),
+            mounted: Mutex::new(Vec::new()),
         }
     }
 
@@ -117,6 +127,31 @@ impl Sandbox {
         let d = self.dir.path().join("volumes").join(volume);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// The stand-in for the hostPath volume `volume` of host path `path`:
+    /// its temp dir, with a fresh file system of the node's kind on it when
+    /// the node has one there (see [`HOST_FILESYSTEMS`]). When that cannot
+    /// be mounted, the plain dir (what a node without one has).
+    pub fn host_path_dir(&self, volume: &str, path: &str) -> PathBuf {
+        let dir = self.volume_dir(volume);
+        let Some((_, fstype)) = HOST_FILESYSTEMS.iter().find(|(p, _)| *p == path) else {
+            return dir;
+        };
+        let mut mounted = self.mounted.lock().unwrap();
+        if !mounted.contains(&dir) {
+            // As systemd mounts it.
+            let status = Command::new("mount")
+                .args(["-t", fstype, "-o", "mode=0700", fstype])
+                .arg(&dir)
+                .status();
+            if status.is_ok_and(|s| s.success()) {
+                mounted.push(dir.clone());
+            } else {
+                eprintln!("sandbox: cannot mount {fstype} for {path}; a plain dir stands in");
+            }
+        }
+        dir
     }
 
     /// Starts `container` of `pod`. `caps`: replaces the capabilities the
@@ -175,7 +210,10 @@ impl Sandbox {
                 .flatten()
                 .find(|v| v.name == m.name)
                 .unwrap_or_else(|| panic!("no volume {}", m.name));
-            let mut src = self.volume_dir(&m.name);
+            let mut src = match &vol.host_path {
+                Some(h) => self.host_path_dir(&m.name, &h.path),
+                None => self.volume_dir(&m.name),
+            };
             let source = vol
                 .config_map
                 .as_ref()
@@ -324,6 +362,14 @@ impl Sandbox {
                 (e.name.clone(), v)
             })
             .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for dir in self.mounted.get_mut().unwrap().drain(..) {
+            let _ = Command::new("umount").arg("-l").arg(&dir).status();
+        }
     }
 }
 

@@ -93,48 +93,7 @@ impl LabNode {
         let addr = Ipv4Addr::new(10, 244, self.index as u8, 10 + k as u8);
         let veth = format!("vp{k}");
         let node = self.name().to_string();
-        ip(
-            Some(&node),
-            &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &pod.0,
-            ],
-        );
-        for key in [
-            format!("net.ipv4.conf.{veth}.proxy_arp=1"),
-            format!("net.ipv4.neigh.{veth}.proxy_delay=0"),
-        ] {
-            assert!(ns_exec(&node, &["sysctl", "-qw", &key]), "{key}");
-        }
-        ip(Some(&node), &["link", "set", &veth, "up"]);
-        ip(
-            Some(&pod.0),
-            &["addr", "add", &format!("{addr}/32"), "dev", "eth0"],
-        );
-        ip(Some(&pod.0), &["link", "set", "eth0", "up"]);
-        ip(
-            Some(&pod.0),
-            &[
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ],
-        );
-        ip(
-            Some(&pod.0),
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ],
-        );
+        ferry_testkit::wire_pod(&node, &pod.0, &veth, addr);
         let at = Instant::now();
         ip(
             None,

@@ -55,7 +55,7 @@ pub fn add(inv: &Invocation<'_>) -> Result<CniResult, CniError> {
     };
     if let Err(e) = &outcome {
         log_at!(Warn, "ADD failed, rolling back: {e}");
-        if let Err(te) = veth::teardown(&mut nl, &host_name) {
+        if let Err(te) = veth::teardown(&mut nl, &host_name, inv.conf.fast_path.as_deref()) {
             log_at!(Error, "rollback: removing {host_name}: {te}");
         }
         if allocated.is_ok() {
@@ -99,6 +99,7 @@ fn plumb(
             ifname: &env.ifname,
             ips: &ips,
             routes: &routes,
+            fast_path: inv.conf.fast_path.as_deref(),
         },
     )?;
 

@@ -24,7 +24,7 @@ pub fn del(inv: &Invocation<'_>) -> Result<(), CniError> {
     let (released, removed) = std::thread::scope(|s| {
         let job = s.spawn(|| ipam.del());
         let removed = Handle::new()
-            .and_then(|mut nl| veth::teardown(&mut nl, &host_name))
+            .and_then(|mut nl| veth::teardown(&mut nl, &host_name, inv.conf.fast_path.as_deref()))
             .map_err(|e| kernel_err(format!("removing {host_name}"), e));
         let released = job
             .join()

@@ -1,0 +1,369 @@
+//! The fast path's kernel objects: the program and its two maps, pinned
+//! in one directory on a bpf file system so that the plugin (a separate,
+//! short-lived process) can attach the same program to each new pod.
+//!
+//! Pins in `dir`: `prog` (replaced on every load, by rename), and the maps
+//! `cidrs_v1` (LPM trie of the cluster's IPv4 pod CIDRs), `pods_v1` (the
+//! ifindexes of pods' host veths) and `stats_v1` (per-CPU counters). Maps outlive program reloads, so a restarted agent
+//! keeps the counters and the CIDRs. A new map layout takes a new name.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use crate::error::EbpfError;
+use crate::program::{self, Refs, STATS};
+use crate::{btf, sys};
+
+const PROG_TYPE_SCHED_CLS: u32 = 3;
+const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+const MAP_TYPE_LPM_TRIE: u32 = 11;
+const BPF_F_NO_PREALLOC: u32 = 1;
+/// Pod CIDRs the map holds at most (one per node and family in practice).
+const MAX_CIDRS: u32 = 16384;
+
+/// The pinned program's file name in the pin directory.
+pub const PROG_PIN: &str = "prog";
+const CIDRS_PIN: &str = "cidrs_v1";
+const PODS_PIN: &str = "pods_v1";
+const MAP_TYPE_HASH: u32 = 1;
+/// Pods per node the map holds at most (kubelet's default limit is 110).
+const MAX_PODS: u32 = 65536;
+const STATS_PIN: &str = "stats_v1";
+/// The name the program has in the kernel (`bpftool prog`, `tc filter`).
+pub const PROG_NAME: &str = "ferry_fast";
+
+/// Counters since the maps were made, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub forwarded: u64,
+    pub tracked: u64,
+    pub no_fib: u64,
+}
+
+/// The loaded program and its maps.
+#[derive(Debug)]
+pub struct FastPath {
+    prog: OwnedFd,
+    cidrs: OwnedFd,
+    pods: PodIfaces,
+    stats: OwnedFd,
+}
+
+/// The map of pods' host veths: the plugin adds each new one, removes it
+/// at DEL; ferryd's resync drops entries of interfaces that are gone.
+#[derive(Debug)]
+pub struct PodIfaces(OwnedFd);
+
+impl PodIfaces {
+    /// Opens the pinned map in `dir`; `Ok(None)` when there is none.
+    pub fn open(dir: &Path) -> Result<Option<PodIfaces>, EbpfError> {
+        let path = dir.join(PODS_PIN);
+        match sys::obj_get(&path) {
+            Ok(fd) => Ok(Some(PodIfaces(fd))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EbpfError::pin("open", path)(e)),
+        }
+    }
+
+    pub fn insert(&self, ifindex: u32) -> Result<(), EbpfError> {
+        sys::map_update(self.0.as_fd(), &ifindex.to_ne_bytes(), &1u32.to_ne_bytes())
+            .map_err(EbpfError::sys("BPF_MAP_UPDATE_ELEM"))
+    }
+
+    /// `Ok(false)` when it was not there.
+    pub fn remove(&self, ifindex: u32) -> Result<bool, EbpfError> {
+        sys::map_delete(self.0.as_fd(), &ifindex.to_ne_bytes())
+            .map_err(EbpfError::sys("BPF_MAP_DELETE_ELEM"))
+    }
+
+    /// Every ifindex in the map, sorted.
+    pub fn list(&self) -> Result<Vec<u32>, EbpfError> {
+        let mut out = Vec::new();
+        let mut key = [0u8; 4];
+        let mut prev: Option<[u8; 4]> = None;
+        while sys::map_next_key(self.0.as_fd(), prev.as_ref().map(|k| &k[..]), &mut key)
+            .map_err(EbpfError::sys("BPF_MAP_GET_NEXT_KEY"))?
+        {
+            out.push(u32::from_ne_bytes(key));
+            prev = Some(key);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+fn open_or_create(
+    dir: &Path,
+    name: &str,
+    create: impl FnOnce() -> io::Result<OwnedFd>,
+) -> Result<OwnedFd, EbpfError> {
+    let path = dir.join(name);
+    match sys::obj_get(&path) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let fd = create().map_err(EbpfError::sys("BPF_MAP_CREATE"))?;
+            sys::obj_pin(fd.as_fd(), &path).map_err(EbpfError::pin("pin", path))?;
+            Ok(fd)
+        }
+        Err(e) => Err(EbpfError::pin("open", path)(e)),
+    }
+}
+
+impl FastPath {
+    /// Loads the program (reusing the maps pinned in `dir`, or making and
+    /// pinning new ones) and pins it as `dir/prog`, replacing an older one
+    /// atomically. `dir` must be on a bpf file system; it is created.
+    pub fn load(dir: &Path) -> Result<FastPath, EbpfError> {
+        let ids = btf::kernel_func_ids(&["bpf_skb_ct_lookup", "bpf_ct_release"])?;
+        let (Some(ct_lookup), Some(ct_release)) = (ids[0], ids[1]) else {
+            return Err(EbpfError::Unsupported(
+                "the conntrack kfuncs (bpf_skb_ct_lookup, bpf_ct_release) are not in vmlinux BTF \
+                 (nf_conntrack built as a module, or a kernel older than 6.1)"
+                    .into(),
+            ));
+        };
+        std::fs::create_dir_all(dir).map_err(EbpfError::pin("create", dir.to_path_buf()))?;
+        let cidrs = open_or_create(dir, CIDRS_PIN, || {
+            sys::map_create(
+                MAP_TYPE_LPM_TRIE,
+                8,
+                4,
+                MAX_CIDRS,
+                BPF_F_NO_PREALLOC,
+                "ferry_cidrs",
+            )
+        })?;
+        let pods = open_or_create(dir, PODS_PIN, || {
+            sys::map_create(MAP_TYPE_HASH, 4, 4, MAX_PODS, 0, "ferry_pods")
+        })?;
+        let stats = open_or_create(dir, STATS_PIN, || {
+            sys::map_create(MAP_TYPE_PERCPU_ARRAY, 4, 8, STATS, 0, "ferry_stats")
+        })?;
+        let insns = program::fast_path(&Refs {
+            cidrs_map: cidrs.as_raw_fd(),
+            stats_map: stats.as_raw_fd(),
+            pod_ifaces_map: pods.as_raw_fd(),
+            ct_lookup,
+            ct_release,
+        });
+        let prog = sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", PROG_NAME).map_err(
+            |(source, log)| EbpfError::Load {
+                source,
+                log: tail(&log, 20),
+            },
+        )?;
+        let tmp = dir.join(format!("{PROG_PIN}_new_{}", std::process::id())); // bpffs refuses dots
+        let _ = std::fs::remove_file(&tmp);
+        sys::obj_pin(prog.as_fd(), &tmp).map_err(EbpfError::pin("pin", tmp.clone()))?;
+        let path = dir.join(PROG_PIN);
+        std::fs::rename(&tmp, &path).map_err(EbpfError::pin("rename to", path))?;
+        Ok(FastPath {
+            prog,
+            cidrs,
+            pods: PodIfaces(pods),
+            stats,
+        })
+    }
+
+    /// The program, to attach.
+    pub fn prog(&self) -> BorrowedFd<'_> {
+        self.prog.as_fd()
+    }
+
+    /// The program's kernel id (what `tc filter show` reports).
+    pub fn prog_id(&self) -> Result<u32, EbpfError> {
+        Ok(sys::prog_info(self.prog.as_fd())
+            .map_err(EbpfError::sys("BPF_OBJ_GET_INFO_BY_FD"))?
+            .0)
+    }
+
+    /// The pods' host veths map.
+    pub fn pod_ifaces(&self) -> &PodIfaces {
+        &self.pods
+    }
+
+    /// Makes the CIDR map hold exactly `want`; returns whether it changed.
+    pub fn set_cidrs(&self, want: &[Ipv4Net]) -> Result<bool, EbpfError> {
+        let have = self.cidrs()?;
+        let mut changed = false;
+        for net in have.iter().filter(|n| !want.contains(n)) {
+            sys::map_delete(self.cidrs.as_fd(), &lpm_key(net))
+                .map_err(EbpfError::sys("BPF_MAP_DELETE_ELEM"))?;
+            changed = true;
+        }
+        for net in want.iter().filter(|n| !have.contains(n)) {
+            sys::map_update(self.cidrs.as_fd(), &lpm_key(net), &1u32.to_ne_bytes())
+                .map_err(EbpfError::sys("BPF_MAP_UPDATE_ELEM"))?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// The CIDRs the map holds, sorted.
+    pub fn cidrs(&self) -> Result<Vec<Ipv4Net>, EbpfError> {
+        let mut out = Vec::new();
+        let mut key = [0u8; 8];
+        let mut prev: Option<[u8; 8]> = None;
+        while sys::map_next_key(self.cidrs.as_fd(), prev.as_ref().map(|k| &k[..]), &mut key)
+            .map_err(EbpfError::sys("BPF_MAP_GET_NEXT_KEY"))?
+        {
+            let len = u32::from_ne_bytes(key[..4].try_into().expect("4 bytes"));
+            let addr = std::net::Ipv4Addr::new(key[4], key[5], key[6], key[7]);
+            if let Ok(net) = Ipv4Net::new(addr, len as u8) {
+                out.push(net);
+            }
+            prev = Some(key);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The counters, summed over CPUs.
+    pub fn stats(&self) -> Result<Stats, EbpfError> {
+        read_stats(self.stats.as_fd())
+    }
+}
+
+/// The counters of the fast path pinned in `dir`; `Ok(None)` without one.
+pub fn pinned_stats(dir: &Path) -> Result<Option<Stats>, EbpfError> {
+    let path = dir.join(STATS_PIN);
+    match sys::obj_get(&path) {
+        Ok(fd) => read_stats(fd.as_fd()).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EbpfError::pin("open", path)(e)),
+    }
+}
+
+fn read_stats(map: BorrowedFd<'_>) -> Result<Stats, EbpfError> {
+    let cpus = possible_cpus().map_err(EbpfError::sys("read /sys/devices/system/cpu/possible"))?;
+    let mut sum = [0u64; STATS as usize];
+    let mut buf = vec![0u8; 8 * cpus];
+    for (i, total) in sum.iter_mut().enumerate() {
+        sys::map_lookup(map, &(i as u32).to_ne_bytes(), &mut buf)
+            .map_err(EbpfError::sys("BPF_MAP_LOOKUP_ELEM"))?;
+        *total = buf
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+            .sum();
+    }
+    Ok(Stats {
+        forwarded: sum[program::STAT_FORWARDED as usize],
+        tracked: sum[program::STAT_TRACKED as usize],
+        no_fib: sum[program::STAT_NO_FIB as usize],
+    })
+}
+
+/// Mounts a bpf file system on `mountpoint` (normally `/sys/fs/bpf`)
+/// unless one is there already, as systemd does on most hosts. Returns
+/// whether it mounted one.
+pub fn ensure_bpffs(mountpoint: &Path) -> Result<bool, EbpfError> {
+    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+    let err =
+        |op| move |e: nix::Error| EbpfError::pin(op, mountpoint.to_path_buf())(io::Error::from(e));
+    if statfs(mountpoint).map_err(err("statfs"))?.filesystem_type() == BPF_FS_MAGIC {
+        return Ok(false);
+    }
+    nix::mount::mount(
+        Some("bpf"),
+        mountpoint,
+        Some("bpf"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=0700"),
+    )
+    .map_err(err("mount bpffs on"))?;
+    Ok(true)
+}
+
+/// Opens the pinned program in `dir` (what the plugin attaches to a new
+/// pod's veth). `Ok(None)` when there is none.
+pub fn open_prog(dir: &Path) -> Result<Option<OwnedFd>, EbpfError> {
+    let path = dir.join(PROG_PIN);
+    match sys::obj_get(&path) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EbpfError::pin("open", path)(e)),
+    }
+}
+
+/// The kernel id of a program (to compare with what a tc filter runs).
+pub fn prog_id(prog: BorrowedFd<'_>) -> Result<u32, EbpfError> {
+    Ok(sys::prog_info(prog)
+        .map_err(EbpfError::sys("BPF_OBJ_GET_INFO_BY_FD"))?
+        .0)
+}
+
+/// Removes the pins (program and maps) and the directory; the kernel frees
+/// them once nothing is attached. Idempotent.
+pub fn unpin(dir: &Path) -> Result<(), EbpfError> {
+    if !dir.exists() {
+        // Nothing pinned (also where /sys is read-only and no bpffs is
+        // mounted, and a remove would say EROFS rather than ENOENT).
+        return Ok(());
+    }
+    for name in [PROG_PIN, CIDRS_PIN, PODS_PIN, STATS_PIN] {
+        let path: PathBuf = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EbpfError::pin("remove", path)(e)),
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EbpfError::pin("remove", dir.to_path_buf())(e)),
+    }
+}
+
+fn lpm_key(net: &Ipv4Net) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&u32::from(net.prefix_len()).to_ne_bytes());
+    k[4..].copy_from_slice(&net.network().octets());
+    k
+}
+
+/// Possible CPUs (per-CPU map values come one per possible CPU), from
+/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
+fn possible_cpus() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    parse_cpu_list(&s).ok_or_else(|| io::Error::other(format!("bad CPU list {s:?}")))
+}
+
+fn parse_cpu_list(s: &str) -> Option<usize> {
+    let mut max = None;
+    for part in s.trim().split(',') {
+        let last = part.rsplit('-').next()?.parse::<usize>().ok()?;
+        max = max.max(Some(last));
+    }
+    max.map(|m| m + 1)
+}
+
+fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0,2-5"), Some(6));
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn lpm_keys_are_prefix_then_network_bytes() {
+        let k = lpm_key(&"10.244.1.7/24".parse().unwrap());
+        assert_eq!(&k[..4], &24u32.to_ne_bytes());
+        assert_eq!(&k[4..], &[10, 244, 1, 0]);
+    }
+}

@@ -1,0 +1,24 @@
+//! ferry's eBPF fast path for pod↔pod traffic: a small tc program written
+//! with the crate's own assembler ([`insn`]), its maps, and the `bpf(2)`
+//! calls to load, pin and fill them. Attaching it to interfaces is a
+//! netlink matter (`ferry_netlink::Handle::attach_bpf_ingress`).
+//!
+//! Why: without it a packet between pods on two nodes crosses the IP stack
+//! of both nodes (routing, netfilter hooks, conntrack); with it, the pod↔pod
+//! packets the stack would forward unchanged go straight from one device
+//! to the next. What it leaves to the stack, and why that keeps kube-proxy
+//! Services, masquerade and everything conntrack does intact, is in
+//! [`program`].
+
+pub mod btf;
+mod error;
+mod fastpath;
+pub mod insn;
+pub mod program;
+mod sys;
+
+pub use error::EbpfError;
+pub use fastpath::{
+    ensure_bpffs, open_prog, pinned_stats, prog_id, unpin, FastPath, PodIfaces, Stats, PROG_NAME,
+    PROG_PIN,
+};

@@ -1,0 +1,222 @@
+//! The `bpf(2)` system call, for the handful of commands ferry uses.
+//!
+//! This is the crate's only module with `unsafe` code: `bpf(2)` takes a
+//! pointer to a command-specific `union bpf_attr`, and neither `std` nor
+//! `libc`/`nix` wrap it. Every call builds its attribute block as a
+//! `#[repr(C)]` struct laid out as in `<linux/bpf.h>` (zero-filled beyond
+//! the fields used, which the kernel requires), and every pointer inside it
+//! refers to memory that lives for the duration of the call.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_OBJ_PIN: libc::c_int = 6;
+const BPF_OBJ_GET: libc::c_int = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+
+/// Room for every attribute block used here (the kernel accepts a shorter
+/// one than its own `union bpf_attr` as long as the tail it lacks is zero).
+const ATTR_LEN: usize = 144;
+
+/// A zeroed `union bpf_attr` (8-byte aligned, as the kernel's is) with
+/// typed writers at byte offsets.
+#[repr(C, align(8))]
+struct Attr([u8; ATTR_LEN]);
+
+impl Attr {
+    fn new() -> Attr {
+        Attr([0; ATTR_LEN])
+    }
+    fn u32(&mut self, off: usize, v: u32) -> &mut Attr {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn u64(&mut self, off: usize, v: u64) -> &mut Attr {
+        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn ptr<T>(&mut self, off: usize, p: *const T) -> &mut Attr {
+        self.u64(off, p as usize as u64)
+    }
+    fn name(&mut self, off: usize, name: &str) -> &mut Attr {
+        // BPF_OBJ_NAME_LEN is 16 including the NUL; the kernel accepts
+        // [A-Za-z0-9_.] only.
+        let n: Vec<u8> = name
+            .bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
+            .take(15)
+            .collect();
+        self.0[off..off + n.len()].copy_from_slice(&n);
+        self
+    }
+}
+
+fn call(cmd: libc::c_int, attr: &mut Attr) -> io::Result<libc::c_long> {
+    loop {
+        // SAFETY: `attr` is a valid, writable, ATTR_LEN-byte block that
+        // outlives the call; the pointers stored in it (instructions,
+        // license, log buffer, keys, values, paths, info structs) were taken
+        // from borrows the caller holds across this call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr.0.as_mut_ptr(),
+                ATTR_LEN as libc::c_uint,
+            )
+        };
+        if ret >= 0 {
+            return Ok(ret);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn new_fd(cmd: libc::c_int, attr: &mut Attr) -> io::Result<OwnedFd> {
+    let fd = call(cmd, attr)?;
+    // SAFETY: on success these commands return a new file descriptor that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    fd.as_raw_fd() as u32
+}
+
+/// `BPF_MAP_CREATE`.
+pub fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32(0, map_type)
+        .u32(4, key_size)
+        .u32(8, value_size)
+        .u32(12, max_entries)
+        .u32(16, flags)
+        .name(28, name);
+    new_fd(BPF_MAP_CREATE, &mut a)
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(map))
+        .ptr(8, key.as_ptr())
+        .ptr(16, value.as_ptr());
+    call(BPF_MAP_UPDATE_ELEM, &mut a).map(drop)
+}
+
+/// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key was not there.
+pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(map)).ptr(8, key.as_ptr());
+    match call(BPF_MAP_DELETE_ELEM, &mut a) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` into `value` (sized by the caller: per-CPU maps
+/// return one value per possible CPU); `Ok(false)` when the key is absent.
+pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(map))
+        .ptr(8, key.as_ptr())
+        .ptr(16, value.as_mut_ptr());
+    match call(BPF_MAP_LOOKUP_ELEM, &mut a) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first with `None`), or
+/// `Ok(false)` at the end.
+pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(map))
+        .ptr(8, key.map_or(std::ptr::null(), <[u8]>::as_ptr))
+        .ptr(16, next.as_mut_ptr());
+    match call(BPF_MAP_GET_NEXT_KEY, &mut a) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_PROG_LOAD`. On failure the verifier's log comes with the error.
+pub fn prog_load(
+    prog_type: u32,
+    insns: &[u64],
+    license: &str,
+    name: &str,
+) -> Result<OwnedFd, (io::Error, String)> {
+    let license = CString::new(license).map_err(|e| (io::Error::other(e), String::new()))?;
+    let mut log = vec![0u8; 1 << 20];
+    let mut a = Attr::new();
+    a.u32(0, prog_type)
+        .u32(4, insns.len() as u32)
+        .ptr(8, insns.as_ptr())
+        .ptr(16, license.as_ptr())
+        .u32(24, 1) // log_level: filled on failure only (ENOSPC otherwise)
+        .u32(28, log.len() as u32)
+        .ptr(32, log.as_mut_ptr())
+        .name(48, name);
+    new_fd(BPF_PROG_LOAD, &mut a).map_err(|e| {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        (e, String::from_utf8_lossy(&log[..end]).into_owned())
+    })
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)
+}
+
+/// `BPF_OBJ_PIN`: `path` must be on a bpf file system and not exist yet.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let p = c_path(path)?;
+    let mut a = Attr::new();
+    a.ptr(0, p.as_ptr()).u32(8, fd_u32(fd));
+    call(BPF_OBJ_PIN, &mut a).map(drop)
+}
+
+/// `BPF_OBJ_GET`: opens a pinned program or map.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let p = c_path(path)?;
+    let mut a = Attr::new();
+    a.ptr(0, p.as_ptr());
+    new_fd(BPF_OBJ_GET, &mut a)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program: (id, tag).
+pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(u32, [u8; 8])> {
+    // struct bpf_prog_info: type u32 @0, id u32 @4, tag[8] @8; the kernel
+    // fills at most `info_len` bytes.
+    let mut info = [0u8; 16];
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(fd))
+        .u32(4, info.len() as u32)
+        .ptr(8, info.as_mut_ptr());
+    call(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    let id = u32::from_ne_bytes(info[4..8].try_into().expect("4 bytes"));
+    let tag = info[8..16].try_into().expect("8 bytes");
+    Ok((id, tag))
+}
