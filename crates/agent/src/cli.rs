@@ -168,7 +168,7 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_CNI_VERSION", default_value = "1.0.0", value_parser = ["1.0.0", "1.1.0"])]
     pub cni_version: String,
 
-    /// The eBPF fast path for pod↔pod IPv4 traffic (see ferry-ebpf); when
+    /// The eBPF fast path for pod↔pod TCP/UDP (see ferry-ebpf); when
     /// the kernel cannot run it ferryd logs why and goes on without it.
     #[arg(long, global = true, env = "FERRY_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,

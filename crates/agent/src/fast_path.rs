@@ -1,14 +1,14 @@
 //! The eBPF fast path (`ferry_ebpf`): loaded and pinned once per ferryd
 //! start, attached to the node's interface and to every pod's host veth
-//! (the plugin attaches it to new pods itself), and fed the cluster's IPv4
-//! pod CIDRs. When the kernel cannot run it, ferryd says so once and the
+//! (the plugin attaches it to new pods itself), and fed the cluster's pod
+//! CIDRs. When the kernel cannot run it, ferryd says so once and the
 //! node works as before, through the IP stack.
 
 use std::path::{Path, PathBuf};
 
 use ferry_ebpf::FastPath;
 use ferry_netlink::Handle;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 
 use crate::AgentError;
 
@@ -19,19 +19,13 @@ pub struct FastPathPlan {
     pub dir: PathBuf,
     /// The node's interface.
     pub uplink: u32,
-    /// The cluster's IPv4 pod CIDRs.
-    pub cidrs: Vec<Ipv4Net>,
+    /// The cluster's pod CIDRs (both families).
+    pub cidrs: Vec<IpNet>,
 }
 
 impl FastPathPlan {
     pub fn new(dir: PathBuf, uplink: u32, cidrs: &[IpNet]) -> FastPathPlan {
-        let cidrs = cidrs
-            .iter()
-            .filter_map(|c| match c {
-                IpNet::V4(v4) => Some(v4.trunc()),
-                IpNet::V6(_) => None,
-            })
-            .collect();
+        let cidrs = cidrs.iter().map(IpNet::trunc).collect();
         FastPathPlan { dir, uplink, cidrs }
     }
 }

@@ -3,7 +3,8 @@
 //! short-lived process) can attach the same program to each new pod.
 //!
 //! Pins in `dir`: `prog` (replaced on every load, by rename), and the maps
-//! `cidrs_v1` (LPM trie of the cluster's IPv4 pod CIDRs), `pods_v1` (the
+//! `cidrs_v1` and `cidrs6_v1` (LPM tries of the cluster's pod CIDRs),
+//! `pods_v1` (the
 //! ifindexes of pods' host veths) and `stats_v1` (per-CPU counters). Maps outlive program reloads, so a restarted agent
 //! keeps the counters and the CIDRs. A new map layout takes a new name.
 
@@ -11,7 +12,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
+
+use crate::cidrs::{self, CidrMaps};
 
 use crate::error::EbpfError;
 use crate::program::{self, Refs, STATS};
@@ -19,14 +22,9 @@ use crate::{btf, sys};
 
 const PROG_TYPE_SCHED_CLS: u32 = 3;
 const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-const MAP_TYPE_LPM_TRIE: u32 = 11;
-const BPF_F_NO_PREALLOC: u32 = 1;
-/// Pod CIDRs the map holds at most (one per node and family in practice).
-const MAX_CIDRS: u32 = 16384;
 
 /// The pinned program's file name in the pin directory.
 pub const PROG_PIN: &str = "prog";
-const CIDRS_PIN: &str = "cidrs_v1";
 const PODS_PIN: &str = "pods_v1";
 const MAP_TYPE_HASH: u32 = 1;
 /// Pods per node the map holds at most (kubelet's default limit is 110).
@@ -47,7 +45,7 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct FastPath {
     prog: OwnedFd,
-    cidrs: OwnedFd,
+    cidrs: CidrMaps,
     pods: PodIfaces,
     stats: OwnedFd,
 }
@@ -95,7 +93,7 @@ impl PodIfaces {
     }
 }
 
-fn open_or_create(
+pub(crate) fn open_or_create(
     dir: &Path,
     name: &str,
     create: impl FnOnce() -> io::Result<OwnedFd>,
@@ -126,16 +124,7 @@ impl FastPath {
             ));
         };
         std::fs::create_dir_all(dir).map_err(EbpfError::pin("create", dir.to_path_buf()))?;
-        let cidrs = open_or_create(dir, CIDRS_PIN, || {
-            sys::map_create(
-                MAP_TYPE_LPM_TRIE,
-                8,
-                4,
-                MAX_CIDRS,
-                BPF_F_NO_PREALLOC,
-                "ferry_cidrs",
-            )
-        })?;
+        let cidrs = CidrMaps::open_or_create(dir)?;
         let pods = open_or_create(dir, PODS_PIN, || {
             sys::map_create(MAP_TYPE_HASH, 4, 4, MAX_PODS, 0, "ferry_pods")
         })?;
@@ -143,7 +132,8 @@ impl FastPath {
             sys::map_create(MAP_TYPE_PERCPU_ARRAY, 4, 8, STATS, 0, "ferry_stats")
         })?;
         let insns = program::fast_path(&Refs {
-            cidrs_map: cidrs.as_raw_fd(),
+            cidrs_map: cidrs.fds().0,
+            cidrs6_map: cidrs.fds().1,
             stats_map: stats.as_raw_fd(),
             pod_ifaces_map: pods.as_raw_fd(),
             ct_lookup,
@@ -185,40 +175,15 @@ impl FastPath {
         &self.pods
     }
 
-    /// Makes the CIDR map hold exactly `want`; returns whether it changed.
-    pub fn set_cidrs(&self, want: &[Ipv4Net]) -> Result<bool, EbpfError> {
-        let have = self.cidrs()?;
-        let mut changed = false;
-        for net in have.iter().filter(|n| !want.contains(n)) {
-            sys::map_delete(self.cidrs.as_fd(), &lpm_key(net))
-                .map_err(EbpfError::sys("BPF_MAP_DELETE_ELEM"))?;
-            changed = true;
-        }
-        for net in want.iter().filter(|n| !have.contains(n)) {
-            sys::map_update(self.cidrs.as_fd(), &lpm_key(net), &1u32.to_ne_bytes())
-                .map_err(EbpfError::sys("BPF_MAP_UPDATE_ELEM"))?;
-            changed = true;
-        }
-        Ok(changed)
+    /// Makes the CIDR maps hold exactly `want` (both families); returns
+    /// whether they changed.
+    pub fn set_cidrs(&self, want: &[IpNet]) -> Result<bool, EbpfError> {
+        self.cidrs.set(want)
     }
 
-    /// The CIDRs the map holds, sorted.
-    pub fn cidrs(&self) -> Result<Vec<Ipv4Net>, EbpfError> {
-        let mut out = Vec::new();
-        let mut key = [0u8; 8];
-        let mut prev: Option<[u8; 8]> = None;
-        while sys::map_next_key(self.cidrs.as_fd(), prev.as_ref().map(|k| &k[..]), &mut key)
-            .map_err(EbpfError::sys("BPF_MAP_GET_NEXT_KEY"))?
-        {
-            let len = u32::from_ne_bytes(key[..4].try_into().expect("4 bytes"));
-            let addr = std::net::Ipv4Addr::new(key[4], key[5], key[6], key[7]);
-            if let Ok(net) = Ipv4Net::new(addr, len as u8) {
-                out.push(net);
-            }
-            prev = Some(key);
-        }
-        out.sort();
-        Ok(out)
+    /// The CIDRs the maps hold, sorted.
+    pub fn cidrs(&self) -> Result<Vec<IpNet>, EbpfError> {
+        self.cidrs.list()
     }
 
     /// The counters, summed over CPUs.
@@ -305,7 +270,13 @@ pub fn unpin(dir: &Path) -> Result<(), EbpfError> {
         // mounted, and a remove would say EROFS rather than ENOENT).
         return Ok(());
     }
-    for name in [PROG_PIN, CIDRS_PIN, PODS_PIN, STATS_PIN] {
+    for name in [
+        PROG_PIN,
+        cidrs::PINS[0],
+        cidrs::PINS[1],
+        PODS_PIN,
+        STATS_PIN,
+    ] {
         let path: PathBuf = dir.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -318,13 +289,6 @@ pub fn unpin(dir: &Path) -> Result<(), EbpfError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(EbpfError::pin("remove", dir.to_path_buf())(e)),
     }
-}
-
-fn lpm_key(net: &Ipv4Net) -> [u8; 8] {
-    let mut k = [0u8; 8];
-    k[..4].copy_from_slice(&u32::from(net.prefix_len()).to_ne_bytes());
-    k[4..].copy_from_slice(&net.network().octets());
-    k
 }
 
 /// Possible CPUs (per-CPU map values come one per possible CPU), from
@@ -358,12 +322,5 @@ mod tests {
         assert_eq!(parse_cpu_list("0"), Some(1));
         assert_eq!(parse_cpu_list("0,2-5"), Some(6));
         assert_eq!(parse_cpu_list("x"), None);
-    }
-
-    #[test]
-    fn lpm_keys_are_prefix_then_network_bytes() {
-        let k = lpm_key(&"10.244.1.7/24".parse().unwrap());
-        assert_eq!(&k[..4], &24u32.to_ne_bytes());
-        assert_eq!(&k[4..], &[10, 244, 1, 0]);
     }
 }

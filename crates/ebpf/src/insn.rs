@@ -104,9 +104,9 @@ fn encode(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> u64 {
 #[derive(Debug, Default)]
 pub struct Asm {
     insns: Vec<u64>,
-    labels: HashMap<&'static str, usize>,
+    labels: HashMap<String, usize>,
     /// (instruction index, label) of every jump to patch.
-    fixups: Vec<(usize, &'static str)>,
+    fixups: Vec<(usize, String)>,
 }
 
 impl Asm {
@@ -180,29 +180,29 @@ impl Asm {
         self.push(encode(JMP | JMP_EXIT, R0, R0, 0, 0))
     }
     /// `goto label`.
-    pub fn ja(&mut self, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn ja(&mut self, label: &str) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.to_string()));
         self.push(encode(JMP | JMP_JA, R0, R0, 0, 0))
     }
     /// `if dst <cond> imm goto label`.
-    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &str) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.to_string()));
         self.push(encode(JMP | cond.op() | SRC_K, dst, R0, 0, imm))
     }
     /// `if (u32)dst <cond> (u32)imm goto label`: a 32-bit compare, for
     /// values loaded with 32-bit loads (which zero-extend).
-    pub fn jmp32_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn jmp32_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &str) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.to_string()));
         self.push(encode(JMP32 | cond.op() | SRC_K, dst, R0, 0, imm))
     }
     /// `if dst <cond> src goto label`.
-    pub fn jmp_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn jmp_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &str) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.to_string()));
         self.push(encode(JMP | cond.op() | SRC_X, dst, src, 0, 0))
     }
     /// Places `label` at the next instruction.
-    pub fn label(&mut self, label: &'static str) -> &mut Asm {
-        let prev = self.labels.insert(label, self.insns.len());
+    pub fn label(&mut self, label: &str) -> &mut Asm {
+        let prev = self.labels.insert(label.to_string(), self.insns.len());
         assert!(prev.is_none(), "label {label} placed twice");
         self
     }
@@ -214,7 +214,8 @@ impl Asm {
     /// are mistakes in the program text, found by its unit test.
     pub fn finish(&self) -> Vec<u64> {
         let mut out = self.insns.clone();
-        for &(at, label) in &self.fixups {
+        for (at, label) in &self.fixups {
+            let at = *at;
             let target = *self
                 .labels
                 .get(label)

@@ -1,4 +1,4 @@
-//! ferry's eBPF fast path for pod↔pod traffic: a small tc program written
+//! ferry's eBPF fast path for pod↔pod traffic (IPv4 and IPv6): a small tc program written
 //! with the crate's own assembler ([`insn`]), its maps, and the `bpf(2)`
 //! calls to load, pin and fill them. Attaching it to interfaces is a
 //! netlink matter (`ferry_netlink::Handle::attach_bpf_ingress`).
@@ -11,6 +11,7 @@
 //! [`program`].
 
 pub mod btf;
+mod cidrs;
 mod error;
 mod fastpath;
 pub mod insn;

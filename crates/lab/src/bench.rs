@@ -18,11 +18,14 @@ use crate::sh;
 use crate::state::{LabConfig, Pod};
 use crate::topo::{Advertise, Routing};
 
-/// The throughput ratio, with the fast path and through the IP stack.
+/// The throughput ratios, with the fast path and through the IP stack,
+/// IPv4 and IPv6.
 #[derive(Debug, Clone)]
 pub struct Throughputs {
     pub fast_path: Throughput,
     pub stack: Throughput,
+    pub fast_path_v6: Throughput,
+    pub stack_v6: Throughput,
 }
 
 /// One lab configuration's figures.
@@ -134,7 +137,7 @@ pub fn iperf(server_ns: &str, client_ns: &str, ip: &str, seconds: u32) -> Result
 
 /// Pod on node 1 → pod on node 2, and node 1 → node 2, back to back
 /// (which goes first alternates), `pairs` times.
-pub fn throughput(lab: &Lab, seconds: u32, pairs: usize) -> Result<Throughput> {
+pub fn throughput(lab: &Lab, seconds: u32, pairs: usize, v6: bool) -> Result<Throughput> {
     let nodes = lab.plans();
     if nodes.len() < 2 {
         return Err(LabError::Invalid("throughput needs two nodes".into()));
@@ -147,9 +150,22 @@ pub fn throughput(lab: &Lab, seconds: u32, pairs: usize) -> Result<Throughput> {
             .ok_or_else(|| LabError::Invalid(format!("no pod on {n}")))
     };
     let (a, b) = (pod_on(&nodes[0].name)?, pod_on(&nodes[1].name)?);
-    let b_ip = b.ip_v4().unwrap_or_default().to_string();
+    let b_ip = b
+        .ips
+        .iter()
+        .find(|ip| ip.contains(':') == v6)
+        .ok_or_else(|| LabError::Invalid(format!("{} has no address of that family", b.name)))?
+        .clone();
+    let host_ip = if v6 {
+        nodes[1]
+            .ip6
+            .clone()
+            .ok_or_else(|| LabError::Invalid("the lab is not dual-stack".into()))?
+    } else {
+        nodes[1].ip.clone()
+    };
     let pod = || iperf(&b.netns, &a.netns, &b_ip, seconds);
-    let host = || iperf(&nodes[1].netns, &nodes[0].netns, &nodes[1].ip, seconds);
+    let host = || iperf(&nodes[1].netns, &nodes[0].netns, &host_ip, seconds);
     let (mut pods, mut hosts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pairs.max(1) {
         let (p, h) = if i % 2 == 0 {
@@ -214,6 +230,7 @@ fn bench_lab(
     routing: Routing,
     advertise: Advertise,
     fast_path: bool,
+    dual_stack: bool,
 ) -> Result<(DownGuard, Lab)> {
     let mut cfg = LabConfig::new("flb-");
     cfg.bin_dir = bin_dir.to_path_buf();
@@ -227,7 +244,7 @@ fn bench_lab(
             advertise,
             nodes: 3,
             pods_per_node: 1,
-            dual_stack: false,
+            dual_stack,
             fast_path,
         },
     )?;
@@ -252,23 +269,37 @@ pub fn run(
 ) -> Result<(Option<Throughputs>, Vec<ModeFigures>)> {
     // Throughput in the first mode's lab, once with the fast path and once
     // through the IP stack, each lab fresh.
+    // Throughput in the first mode, in a dual-stack lab with the fast path
+    // and in one without (IP stack only), each fresh; IPv4 then IPv6.
     let tp = match opts.modes.first() {
         None => None,
         Some(&(routing, advertise)) => {
-            let mut measure = |fast: bool, how: &str| -> Result<Throughput> {
-                let (_guard, lab) = bench_lab(bin_dir, routing, advertise, fast)?;
-                let t = throughput(&lab, opts.seconds, opts.pairs)?;
-                report_throughput(&t, how, opts.seconds, report);
-                Ok(t)
+            let mut measure = |fast: bool| -> Result<(Throughput, Throughput)> {
+                let (_guard, lab) = bench_lab(bin_dir, routing, advertise, fast, true)?;
+                let how = if fast {
+                    "with the eBPF fast path"
+                } else {
+                    "through the IP stack (--fast-path=false)"
+                };
+                let v4 = throughput(&lab, opts.seconds, opts.pairs, false)?;
+                report_throughput(&v4, &format!("IPv4 {how}"), opts.seconds, report);
+                let v6 = throughput(&lab, opts.seconds, opts.pairs, true)?;
+                report_throughput(&v6, &format!("IPv6 {how}"), opts.seconds, report);
+                Ok((v4, v6))
             };
-            let fast_path = measure(true, "with the eBPF fast path")?;
-            let stack = measure(false, "through the IP stack (--fast-path=false)")?;
-            Some(Throughputs { fast_path, stack })
+            let (fast_path, fast_path_v6) = measure(true)?;
+            let (stack, stack_v6) = measure(false)?;
+            Some(Throughputs {
+                fast_path,
+                stack,
+                fast_path_v6,
+                stack_v6,
+            })
         }
     };
     let mut figures = Vec::new();
     for (routing, advertise) in &opts.modes {
-        let (_guard, mut lab) = bench_lab(bin_dir, *routing, *advertise, true)?;
+        let (_guard, mut lab) = bench_lab(bin_dir, *routing, *advertise, true, false)?;
         let converged = Duration::from_secs_f64(lab.state.converged_s.unwrap_or_default());
         let (new_pod, add) = new_pod_times(&mut lab, opts.new_pods)?;
         let f = ModeFigures {

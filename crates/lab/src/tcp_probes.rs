@@ -25,26 +25,28 @@ pub fn fast_path_counts(cfg: &LabConfig, state: &State) -> BTreeMap<String, u64>
         .collect()
 }
 
-/// IPv4 TCP from every pod to the first pod of every other node.
+/// TCP from every pod to the first pod of every other node, in each
+/// family both have.
 pub fn pod_to_pod(state: &State) -> Result<Vec<Probe>> {
-    let mut targets: Vec<(Pod, SocketAddr)> = Vec::new();
+    let mut targets: Vec<(Pod, Vec<SocketAddr>)> = Vec::new();
     let mut witnesses = Vec::new();
     for n in &state.nodes {
         let Some(pod) = state.pods_on(&n.plan.name).first().map(|p| (*p).clone()) else {
             continue;
         };
-        let Some(ip) = pod.ip_v4().and_then(|a| a.parse::<IpAddr>().ok()) else {
-            continue;
-        };
-        let w = Witness::listen(&pod.netns, &[ip])?;
-        targets.push((pod, w.addrs[0]));
+        let ips: Vec<IpAddr> = pod.ips.iter().filter_map(|a| a.parse().ok()).collect();
+        let w = Witness::listen(&pod.netns, &ips)?;
+        targets.push((pod, w.addrs.clone()));
         witnesses.push(w);
     }
     let mut jobs = Vec::new();
     for from in &state.pods {
-        for (to, addr) in targets.iter().filter(|(t, _)| t.node != from.node) {
-            if let Some(want) = from.ip_v4() {
-                jobs.push((from.clone(), to.name.clone(), *addr, want.to_string()));
+        for (to, addrs) in targets.iter().filter(|(t, _)| t.node != from.node) {
+            for addr in addrs {
+                let want = from.ips.iter().find(|a| a.contains(':') == addr.is_ipv6());
+                if let Some(want) = want {
+                    jobs.push((from.clone(), to.name.clone(), *addr, want.clone()));
+                }
             }
         }
     }

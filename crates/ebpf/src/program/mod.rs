@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
+//! ferry's fast path: a tc ingress program, attached to the node's uplink
+//! and to every pod's host-side veth, that forwards pod↔pod TCP/UDP (IPv4
+//! and IPv6) without the host's IP stack (no netfilter, no second trip
+//! through the forwarding code) whenever doing so cannot change what the
+//! stack would have done. The program text is offered under Apache-2.0 or
+//! GPL-2.0 (it declares "GPL" to the kernel, which requires it for the FIB
+//! helper).
+//!
+//! A packet is forwarded here only when all of these hold; anything else
+//! goes to the stack unchanged (`TC_ACT_UNSPEC`):
+//! 1. IPv4 without options or fragmentation, or IPv6 without extension
+//!    headers; TCP or UDP; TTL (hop limit) > 1;
+//! 2. source and destination both inside the cluster's pod CIDRs (the
+//!    `cidrs` maps the agent fills), so masquerade never applies;
+//! 3. from a pod (its host veth is in the `pod_ifaces` map, which the
+//!    plugin fills): the source address routes back to that veth, as strict
+//!    reverse-path filtering requires, so a pod cannot borrow another's;
+//! 4. conntrack has no entry for the flow on this node: a Service's DNAT
+//!    (kube-proxy) and its reverse on replies, and anything else the stack
+//!    tracks, keep going through netfilter. A flow never tracked here stays
+//!    untracked here in both directions, because both directions meet this
+//!    same test;
+//! 5. the kernel's FIB has a route for it (the same lookup the stack would
+//!    do); then the TTL is decremented, MACs set and the packet sent out of
+//!    the route's device: straight into the pod's namespace when that
+//!    device is a pod's host veth (`bpf_redirect_peer` skips the veth's
+//!    receive queue), else out of the device. When the next hop's MAC is
+//!    not resolved yet, the neighbour subsystem resolves it
+//!    (`bpf_redirect_neigh`), so even a flow's first packet stays off the
+//!    stack.
+//!
+//! Per-CPU counters: [`STAT_FORWARDED`], [`STAT_TRACKED`], [`STAT_NO_FIB`].
+
+mod family;
+
+use crate::insn::{Asm, Cond, Size, FP, R0, R1, R2, R3, R4, R5, R6};
+use family::{V4, V6};
+
+/// Packets forwarded by the program.
+pub const STAT_FORWARDED: u32 = 0;
+/// Pod↔pod packets left to the stack because conntrack tracks their flow.
+pub const STAT_TRACKED: u32 = 1;
+/// Pod↔pod packets left to the stack because the FIB lookup did not
+/// succeed (no route, MTU, forwarding off).
+pub const STAT_NO_FIB: u32 = 2;
+/// Slots in the stats map.
+pub const STATS: u32 = 3;
+
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_L3_CSUM_REPLACE: i32 = 10;
+const BPF_FUNC_REDIRECT: i32 = 23;
+const BPF_FUNC_FIB_LOOKUP: i32 = 69;
+const BPF_FUNC_REDIRECT_NEIGH: i32 = 152;
+const BPF_FUNC_REDIRECT_PEER: i32 = 155;
+const BPF_FIB_LKUP_RET_NO_NEIGH: i32 = 7;
+
+const TC_ACT_UNSPEC: i32 = -1;
+const TC_ACT_SHOT: i32 = 2;
+const ENOENT: i32 = 2;
+
+// struct __sk_buff
+const SKB_INGRESS_IFINDEX: i16 = 36;
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
+
+const ETH_HLEN: i32 = 14;
+const ETH_PROTO: i16 = 12;
+
+// The stack frame (offsets from the frame pointer; the stack allows
+// aligned access only).
+/// struct bpf_fib_lookup (64 bytes): family @0, l4_protocol @1, sport @2,
+/// dport @4, ifindex @8, tos/flowinfo @12, src @16, dst @32, smac @52,
+/// dmac @58.
+const FIB: i16 = -64;
+const FIB_LEN: i32 = 64;
+/// struct bpf_sock_tuple (12 bytes for IPv4, 36 for IPv6): saddr, daddr,
+/// sport, dport.
+const TUPLE: i16 = -104;
+/// struct bpf_ct_opts as of Linux 6.1 (12 bytes).
+const OPTS: i16 = -120;
+const OPTS_LEN: i32 = 12;
+/// LPM trie key: prefixlen, then the address (4 or 16 bytes).
+const KEY: i16 = -144;
+/// struct bpf_redir_neigh (20 bytes): family, next hop (4 or 16 bytes).
+const NEIGH: i16 = -168;
+const NEIGH_LEN: i32 = 20;
+const STAT_KEY: i16 = -172;
+const IFACE_KEY: i16 = -176;
+/// The IPv4 TOS byte, or the IPv6 header's first word (flow label).
+const TOS: i16 = -180;
+
+/// The maps and kernel functions the program refers to.
+#[derive(Debug, Clone, Copy)]
+pub struct Refs {
+    /// The cluster's IPv4 pod CIDRs (LPM trie, 8-byte keys).
+    pub cidrs_map: i32,
+    /// The cluster's IPv6 pod CIDRs (LPM trie, 20-byte keys).
+    pub cidrs6_map: i32,
+    pub stats_map: i32,
+    /// ifindex → 1 for every pod's host veth.
+    pub pod_ifaces_map: i32,
+    pub ct_lookup: u32,
+    pub ct_release: u32,
+}
+
+/// `stats[idx] += 1` (per-CPU, so no atomics). Clobbers R0–R5.
+fn count(a: &mut Asm, refs: &Refs, idx: u32, skip: &str) {
+    a.store_imm(Size::W, FP, STAT_KEY, idx as i32)
+        .load_map(R1, refs.stats_map)
+        .mov(R2, FP)
+        .add_imm(R2, STAT_KEY.into())
+        .call(BPF_FUNC_MAP_LOOKUP_ELEM)
+        .jmp_imm(Cond::Eq, R0, 0, skip)
+        .load(Size::DW, R1, R0, 0)
+        .add_imm(R1, 1)
+        .store(Size::DW, R0, 0, R1)
+        .label(skip);
+}
+
+/// Loads the packet bounds into R2 (start) and R3 (end) and leaves R4 =
+/// start + `len`; jumps to `short` when the packet is shorter.
+fn bounds(a: &mut Asm, len: i32, short: &str) {
+    a.load(Size::W, R2, R6, SKB_DATA)
+        .load(Size::W, R3, R6, SKB_DATA_END)
+        .mov(R4, R2)
+        .add_imm(R4, len)
+        .jmp_reg(Cond::Gt, R4, R3, short);
+}
+
+/// R0 = whether the ifindex stored at `key` is a pod's host veth (the map
+/// value, or 0).
+fn is_pod_iface(a: &mut Asm, refs: &Refs, key: i16) {
+    a.load_map(R1, refs.pod_ifaces_map)
+        .mov(R2, FP)
+        .add_imm(R2, key.into())
+        .call(BPF_FUNC_MAP_LOOKUP_ELEM);
+}
+
+/// The program's instructions.
+pub fn fast_path(refs: &Refs) -> Vec<u64> {
+    let mut a = Asm::new();
+    a.mov(R6, R1); // R6 = skb for the whole program
+    bounds(&mut a, ETH_HLEN, "pass");
+    a.load(Size::H, R5, R2, ETH_PROTO)
+        .jmp_imm(Cond::Eq, R5, 0x0008, "v4") // htons(ETH_P_IP)
+        .jmp_imm(Cond::Eq, R5, 0xdd86, "v6") // htons(ETH_P_IPV6)
+        .ja("pass");
+    for f in [&V4, &V6] {
+        a.label(f.tag);
+        family::path(&mut a, refs, f);
+    }
+
+    // Routed (FIB answered, TTL done): MACs from the FIB answer (2-byte
+    // moves: the stack only allows aligned access), then out.
+    a.label("rewrite");
+    bounds(&mut a, ETH_HLEN, "drop");
+    for i in 0..3i16 {
+        a.load(Size::H, R5, FP, FIB + 58 + 2 * i)
+            .store(Size::H, R2, 2 * i, R5)
+            .load(Size::H, R5, FP, FIB + 52 + 2 * i)
+            .store(Size::H, R2, 6 + 2 * i, R5);
+    }
+    count(&mut a, refs, STAT_FORWARDED, "counted_fwd");
+    a.load(Size::W, R5, FP, FIB + 8) // the route's device
+        .store(Size::W, FP, IFACE_KEY, R5);
+    is_pod_iface(&mut a, refs, IFACE_KEY);
+    a.load(Size::W, R1, FP, IFACE_KEY)
+        .mov_imm(R2, 0)
+        .jmp_imm(Cond::Eq, R0, 0, "out_of_device")
+        .call(BPF_FUNC_REDIRECT_PEER) // into the pod
+        .exit()
+        .label("out_of_device")
+        .call(BPF_FUNC_REDIRECT)
+        .exit();
+
+    // Unresolved next hop: NEIGH was filled by the family's path.
+    a.label("resolve");
+    count(&mut a, refs, STAT_FORWARDED, "counted_neigh");
+    a.load(Size::W, R1, FP, FIB + 8)
+        .mov(R2, FP)
+        .add_imm(R2, NEIGH.into())
+        .mov_imm(R3, NEIGH_LEN)
+        .mov_imm(R4, 0)
+        .call(BPF_FUNC_REDIRECT_NEIGH)
+        .exit();
+
+    a.label("pass_tracked");
+    count(&mut a, refs, STAT_TRACKED, "counted_tracked");
+    a.ja("pass").label("pass_no_fib");
+    count(&mut a, refs, STAT_NO_FIB, "counted_no_fib");
+    a.label("pass").mov_imm(R0, TC_ACT_UNSPEC).exit();
+    a.label("drop").mov_imm(R0, TC_ACT_SHOT).exit();
+    a.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembles_with_every_label_placed() {
+        let refs = Refs {
+            cidrs_map: 3,
+            cidrs6_map: 6,
+            stats_map: 4,
+            pod_ifaces_map: 5,
+            ct_lookup: 100,
+            ct_release: 101,
+        };
+        let p = fast_path(&refs);
+        assert!(p.len() > 150 && p.len() < 600, "{} instructions", p.len());
+        // Ends in `exit`.
+        assert_eq!(p.last().unwrap().to_ne_bytes()[0], 0x95);
+    }
+}
