@@ -36,6 +36,9 @@ pub struct Applier {
     frr: FrrAgent,
     nat: Nat,
     fast: FastPathAgent,
+    /// With `--fast-path=false`: the pin directory to clear once (a fast
+    /// path an earlier ferryd left attached is detached and unpinned).
+    fast_off: Option<PathBuf>,
     conflist_path: PathBuf,
 }
 
@@ -51,6 +54,7 @@ impl Applier {
             frr: FrrAgent::new(o),
             nat: Nat::default(),
             fast: FastPathAgent::default(),
+            fast_off: (!o.fast_path).then(|| o.bpf_dir.clone()),
             conflist_path: o.conflist_path(),
         })
     }
@@ -95,6 +99,21 @@ impl Applier {
             }
         }
 
+        if let Some(dir) = self.fast_off.take() {
+            match crate::fast_path::remove(&dir) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(
+                        interfaces = n,
+                        "fast path turned off: detached and unpinned"
+                    );
+                    out.changed.push("fast-path");
+                }
+                Err(e) => {
+                    out.warnings.insert(format!("removing the fast path: {e}"));
+                }
+            }
+        }
         if let Some(plan) = &d.fast_path {
             match self.fast.apply(plan, full) {
                 Ok(true) => {

@@ -101,9 +101,12 @@ impl FastPathAgent {
         targets.extend(veths);
         for ifindex in targets {
             if h.bpf_ingress_prog_id(ifindex).map_err(|e| e.to_string())? != Some(id) {
-                h.attach_bpf_ingress(ifindex, fp.prog(), ferry_ebpf::PROG_NAME)
-                    .map_err(|e| e.to_string())?;
-                changed = true;
+                match h.attach_bpf_ingress(ifindex, fp.prog(), ferry_ebpf::PROG_NAME) {
+                    Ok(()) => changed = true,
+                    // A pod's veth gone since the listing: nothing to do.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.to_string()),
+                }
             }
         }
         if let Some(old) = self.applied.as_ref().filter(|o| o.uplink != plan.uplink) {
@@ -125,6 +128,32 @@ fn load(dir: &Path) -> Result<FastPath, ferry_ebpf::EbpfError> {
         ferry_ebpf::ensure_bpffs(bpffs)?;
     }
     FastPath::load(dir)
+}
+
+/// What `status` shows of the fast path, read back from the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Interfaces running ferry's filter.
+    pub attached: Vec<String>,
+    /// The pinned counters; `None` when nothing is pinned in the directory.
+    pub stats: Option<ferry_ebpf::Stats>,
+}
+
+/// Reads the fast path's state: the interfaces with ferry's filter, and
+/// the counters pinned in `dir`.
+pub fn observe(dir: &Path) -> Result<Observed, AgentError> {
+    let mut h = Handle::new().map_err(|e| AgentError::netlink("open", e))?;
+    let mut attached = Vec::new();
+    for link in h
+        .links()
+        .map_err(|e| AgentError::netlink("list links", e))?
+    {
+        if h.bpf_ingress_prog_id(link.index).ok().flatten().is_some() {
+            attached.push(link.name);
+        }
+    }
+    let stats = ferry_ebpf::pinned_stats(dir).map_err(|e| AgentError::Config(e.to_string()))?;
+    Ok(Observed { attached, stats })
 }
 
 /// `uninstall`: detaches ferry's filter from every interface that has it

@@ -13,7 +13,7 @@ use kube::Api;
 use crate::cli::{Opts, Routing};
 use crate::desired::{self, Settings};
 use crate::discovery::{self, NodeInfo, Nodes};
-use crate::{kube_client, nat, routes, AgentError, NETWORK_NAME, NFT_TABLE};
+use crate::{fast_path, kube_client, nat, routes, AgentError, NETWORK_NAME, NFT_TABLE};
 
 /// A pod with an address on this node (from the IPAM store).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,7 @@ pub struct Report {
     pub learned: Option<Result<Vec<String>, String>>,
     pub conflist: Option<String>,
     pub pods: Result<Vec<PodAddr>, String>,
+    pub fast_path: Result<fast_path::Observed, String>,
     pub problems: Vec<String>,
 }
 
@@ -53,6 +54,7 @@ impl Report {
             learned: None,
             conflist: None,
             pods: Ok(Vec::new()),
+            fast_path: Ok(fast_path::Observed::default()),
             problems: Vec::new(),
         }
     }
@@ -140,6 +142,7 @@ fn gather_local(o: &Opts, nodes: Result<Nodes, String>) -> Report {
         Err(e) => r.problems.push(e.to_string()),
     }
     r.nat = nat::read().map_err(|e| e.to_string());
+    r.fast_path = fast_path::observe(&o.bpf_dir).map_err(|e| e.to_string());
     if o.routing != Routing::Direct {
         let frr = crate::frr_glue::frr_from_opts(o);
         r.learned = Some(
@@ -254,6 +257,28 @@ impl fmt::Display for Report {
             }
             Err(e) => {
                 let _ = writeln!(s, "NAT:        cannot read ({e})");
+            }
+        }
+        match &self.fast_path {
+            Ok(fp) => {
+                let on = match &fp.stats {
+                    Some(st) => format!(
+                        "forwarded {}, left to the stack: {} tracked, {} without a route",
+                        st.forwarded, st.tracked, st.no_fib
+                    ),
+                    None => "nothing pinned".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "fast path:  {on}; attached to {} interfaces",
+                    fp.attached.len()
+                );
+                if !fp.attached.is_empty() {
+                    let _ = writeln!(s, "  {}", fp.attached.join(" "));
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "fast path:  cannot read ({e})");
             }
         }
         match &self.learned {

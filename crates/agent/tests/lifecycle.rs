@@ -228,3 +228,35 @@ fn uninstall_leaves_nothing() {
     assert!(ok, "second uninstall: {err}");
     assert!(out.contains("nothing to remove"), "{out}");
 }
+
+#[test]
+fn turning_the_fast_path_off_removes_it() {
+    let mut lab = Lab::new("fo", 2, &[]);
+    lab.start_all();
+    lab.wait_all_ready();
+    let kc = lab.kubeconfig.clone();
+    let n = &mut lab.nodes[0];
+    let ns = n.ns.clone();
+    let tc_eth0 = move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "tc", "filter", "show", "dev", "eth0", "ingress",
+            ])
+            .output()
+            .expect("run tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(tc_eth0().contains("ferry_fast"), "{}", tc_eth0());
+    n.stop_ferryd();
+    n.flags.push("--fast-path=false".into());
+    n.start_ferryd(&kc);
+    n.wait_ready();
+    assert!(
+        !tc_eth0().contains("ferry_fast"),
+        "still attached: {}",
+        tc_eth0()
+    );
+    let conflist = std::fs::read_to_string(n.conflist()).unwrap();
+    assert!(!conflist.contains("fastPath"), "{conflist}");
+    assert!(n.log().contains("fast path turned off"), "{}", n.log());
+}
