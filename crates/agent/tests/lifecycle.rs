@@ -185,17 +185,11 @@ fn uninstall_leaves_nothing() {
         .filter(|l| !l.contains("proto 201"))
         .count();
     // The fast path runs on the node's interface, and /metrics says so.
-    let ns = n.ns.clone();
-    let tc_eth0 = move || {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns", "exec", &ns, "tc", "filter", "show", "dev", "eth0", "ingress",
-            ])
-            .output()
-            .expect("run tc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert!(tc_eth0().contains("ferry_fast"), "{}", tc_eth0());
+    assert!(
+        n.eth0_filters().contains("ferry_fast"),
+        "{}",
+        n.eth0_filters()
+    );
     let (_, metrics) = n.http_get("/metrics").expect("metrics");
     assert!(metrics.contains("ferry_fast_path_enabled 1"), "{metrics}");
     assert!(
@@ -213,9 +207,9 @@ fn uninstall_leaves_nothing() {
     assert_eq!(n.nft_table(), None);
     assert!(n.owned_routes().is_empty());
     assert!(
-        !tc_eth0().contains("ferry_fast"),
+        !n.eth0_filters().contains("ferry_fast"),
         "filter left: {}",
-        tc_eth0()
+        n.eth0_filters()
     );
     assert_eq!(
         n.all_routes().lines().count(),
@@ -236,25 +230,19 @@ fn turning_the_fast_path_off_removes_it() {
     lab.wait_all_ready();
     let kc = lab.kubeconfig.clone();
     let n = &mut lab.nodes[0];
-    let ns = n.ns.clone();
-    let tc_eth0 = move || {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns", "exec", &ns, "tc", "filter", "show", "dev", "eth0", "ingress",
-            ])
-            .output()
-            .expect("run tc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert!(tc_eth0().contains("ferry_fast"), "{}", tc_eth0());
+    assert!(
+        n.eth0_filters().contains("ferry_fast"),
+        "{}",
+        n.eth0_filters()
+    );
     n.stop_ferryd();
     n.flags.push("--fast-path=false".into());
     n.start_ferryd(&kc);
     n.wait_ready();
     assert!(
-        !tc_eth0().contains("ferry_fast"),
+        !n.eth0_filters().contains("ferry_fast"),
         "still attached: {}",
-        tc_eth0()
+        n.eth0_filters()
     );
     let conflist = std::fs::read_to_string(n.conflist()).unwrap();
     assert!(!conflist.contains("fastPath"), "{conflist}");

@@ -114,6 +114,17 @@ impl LabNode {
             + &ip(Some(&self.ns), &["-6", "route", "show", "table", "main"])
     }
 
+    /// `tc filter show dev eth0 ingress` in the node.
+    pub fn eth0_filters(&self) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "tc", "filter", "show", "dev", "eth0", "ingress",
+            ])
+            .output()
+            .expect("run tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `nft -a list table inet ferry` (with handles), `None` if absent.
     pub fn nft_table(&self) -> Option<String> {
         let out = Command::new("ip")
