@@ -93,3 +93,38 @@ fn nothing_pinned_means_no_filter_and_no_error() {
     node.ferry(&Call::new("DEL", "nofast1", &netns, &conf))
         .expect_ok();
 }
+
+#[test]
+fn gc_unlists_the_veths_it_removes() {
+    let node = Node::new("fastgc");
+    ferry_ebpf::ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
+    let pins = Pins(Path::new("/sys/fs/bpf").join(&node.name));
+    let fp = ferry_ebpf::FastPath::load(&pins.0).expect("load the fast path");
+    let conf = with_fast_path(&node.conf_v4("1.1.0"), &pins.0);
+    let mut kept = None;
+    for i in 0..2 {
+        let pod = node.pod(&format!("p{i}"));
+        let add = node
+            .ferry(&Call::new(
+                "ADD",
+                &format!("fgc{i}"),
+                &Node::pod_path(&pod),
+                &conf,
+            ))
+            .expect_ok();
+        if i == 1 {
+            let host = add.json["interfaces"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            kept = Some(filter_of(&node, &host).0);
+        }
+    }
+    assert_eq!(fp.pod_ifaces().list().unwrap().len(), 2);
+    let mut gc: serde_json::Value = serde_json::from_str(&conf).unwrap();
+    gc["cni.dev/valid-attachments"] =
+        serde_json::json!([{"containerID": "fgc1", "ifname": "eth0"}]);
+    node.ferry(&Call::new("GC", "", "", &gc.to_string()))
+        .expect_ok();
+    assert_eq!(fp.pod_ifaces().list().unwrap(), vec![kept.unwrap()]);
+}

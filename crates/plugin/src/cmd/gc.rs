@@ -28,13 +28,20 @@ pub fn gc(inv: &Invocation<'_>) -> Result<(), CniError> {
         stdin: inv.stdin,
     }
     .gc(&valid);
-    let swept = sweep_veths(&inv.conf.net.name, &valid);
+    let swept = sweep_veths(&inv.conf.net.name, &valid, inv.conf.fast_path.as_deref());
     released?;
     swept
 }
 
-fn sweep_veths(network: &str, valid: &HashSet<(String, String)>) -> Result<(), CniError> {
+fn sweep_veths(
+    network: &str,
+    valid: &HashSet<(String, String)>,
+    fast_path: Option<&std::path::Path>,
+) -> Result<(), CniError> {
     let mut nl = Handle::new().map_err(|e| kernel_err("opening netlink", e))?;
+    // The fast path's pod map loses the veths GC removes (best effort:
+    // ferryd's resync prunes it too).
+    let pods = fast_path.and_then(|dir| ferry_ebpf::PodIfaces::open(dir).ok().flatten());
     let links = nl.links().map_err(|e| kernel_err("listing links", e))?;
     for link in links {
         if !link.name.starts_with(HOST_VETH_PREFIX) || link.kind.as_deref() != Some("veth") {
@@ -47,6 +54,9 @@ fn sweep_veths(network: &str, valid: &HashSet<(String, String)>) -> Result<(), C
             continue;
         }
         log_at!(Info, "GC removes {} ({id}/{ifname})", link.name);
+        if let Some(pods) = &pods {
+            let _ = pods.remove(link.index);
+        }
         nl.delete_link(link.index)
             .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
             .map_err(|e| kernel_err(format!("removing {}", link.name), e))?;
