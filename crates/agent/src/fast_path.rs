@@ -156,8 +156,9 @@ pub fn observe(dir: &Path) -> Result<Observed, AgentError> {
     Ok(Observed { attached, stats })
 }
 
-/// `uninstall`: detaches ferry's filter from every interface that has it
-/// and removes the pins. Returns how many interfaces it was detached from.
+/// `uninstall` (and a start with `--fast-path=false`): detaches ferry's
+/// filter from every interface (a link without it answers "not there") and
+/// removes the pins. Returns how many interfaces it was detached from.
 pub fn remove(dir: &Path) -> Result<usize, AgentError> {
     let mut h = Handle::new().map_err(|e| AgentError::netlink("open", e))?;
     let mut detached = 0;
@@ -165,9 +166,8 @@ pub fn remove(dir: &Path) -> Result<usize, AgentError> {
         .links()
         .map_err(|e| AgentError::netlink("list links", e))?
     {
-        if h.bpf_ingress_prog_id(link.index).ok().flatten().is_some()
-            && h.detach_bpf_ingress(link.index)
-                .map_err(|e| AgentError::netlink(format!("detach from {}", link.name), e))?
+        if h.detach_bpf_ingress(link.index)
+            .map_err(|e| AgentError::netlink(format!("detach from {}", link.name), e))?
         {
             detached += 1;
         }

@@ -210,13 +210,7 @@ fn without_the_fast_path_everything_takes_the_stack_and_still_works() {
         6
     );
     for n in lab.plans() {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns", "exec", &n.netns, "tc", "filter", "show", "dev", "eth0", "ingress",
-            ])
-            .output()
-            .unwrap();
-        let filters = String::from_utf8_lossy(&out.stdout);
+        let filters = ferry_testkit::ingress_filters(&n.netns, "eth0");
         assert!(!filters.contains("ferry_fast"), "{}: {filters}", n.name);
         assert!(!lab.cfg.node_bpf_dir(&n.name).exists(), "{} pinned", n.name);
     }

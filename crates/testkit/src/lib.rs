@@ -127,6 +127,16 @@ pub fn wire_pod(node_ns: &str, pod_ns: &str, veth: &str, addr: std::net::Ipv4Add
     );
 }
 
+/// `tc filter show dev DEV ingress` inside a named netns (test-side), as
+/// text; empty when the device has no ingress filters.
+pub fn ingress_filters(netns: &str, dev: &str) -> String {
+    let out = Command::new("tc")
+        .args(["-n", netns, "filter", "show", "dev", dev, "ingress"])
+        .output()
+        .expect("run tc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Run a command inside a named netns; true when it exits 0.
 pub fn ns_exec(netns: &str, args: &[&str]) -> bool {
     Command::new("ip")

@@ -116,13 +116,7 @@ impl LabNode {
 
     /// `tc filter show dev eth0 ingress` in the node.
     pub fn eth0_filters(&self) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns, "tc", "filter", "show", "dev", "eth0", "ingress",
-            ])
-            .output()
-            .expect("run tc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ferry_testkit::ingress_filters(&self.ns, "eth0")
     }
 
     /// `nft -a list table inet ferry` (with handles), `None` if absent.

@@ -122,19 +122,7 @@ impl Lab {
     /// The tc filters on the node's `eth0` ingress (where ferryd attaches
     /// the fast path).
     pub fn uplink_filters(&self) -> String {
-        let out = std::process::Command::new("tc")
-            .args([
-                "-n",
-                &self.node_ns,
-                "filter",
-                "show",
-                "dev",
-                "eth0",
-                "ingress",
-            ])
-            .output()
-            .expect("run tc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ferry_testkit::ingress_filters(&self.node_ns, "eth0")
     }
 
     pub fn has_nft_table(&self) -> bool {
