@@ -29,6 +29,34 @@ $lab check
 $lab down
 $lab leftovers
 
+# The lab on a real Kubernetes (v1.20.2 built from Debian's source, cached
+# outside the clone): ferry's image from static release binaries, installed
+# with `kubectl apply -f deploy/ferry.yaml`, checked, removed; the host as
+# it was before (sysctls, mounts, CNI dirs, cgroups).
+echo "== lab: real Kubernetes, direct"
+./scripts/kubernetes.sh cluster >/dev/null
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --locked --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd
+host_state() {
+  for k in vm/overcommit_memory kernel/panic kernel/panic_on_oops net/ipv4/ip_forward \
+           net/ipv4/conf/all/route_localnet net/netfilter/nf_conntrack_max; do
+    echo "$k=$(cat /proc/sys/$k 2>/dev/null)"
+  done
+  awk '{print $2, $3}' /proc/self/mounts | grep -v '^/run/netns/' | sort
+  ls -a /etc/cni/net.d /opt /var/lib 2>&1
+  ls /sys/fs/cgroup/*/ 2>/dev/null | sort | uniq -c
+}
+before=$(host_state)
+$lab up --kubernetes --routing direct --pods-per-node 2
+$lab check
+$lab scenario all     # upgrade (no lost ping), node-restart, pod-churn (60 pods twice)
+$lab down
+$lab leftovers
+after=$(host_state)
+if [ "$before" != "$after" ]; then
+  echo "the Kubernetes lab changed the host:" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1
+fi
+
 # Nothing any test made may be left behind.
 left=$(comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | sort))
 if [ -n "$left" ]; then echo "tests left network namespaces behind: $left" >&2; exit 1; fi

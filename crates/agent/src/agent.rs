@@ -10,21 +10,33 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::apply::{Applier, Outcome};
 use crate::cli::Opts;
-use crate::desired::{self, Desired, NotReady, Settings};
+use crate::desired::{self, Desired, Settings};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::watch::{self, Shared, DEBOUNCE};
-use crate::{http, kube_client, status_patch, AgentError};
+use crate::{http, kube_client, status_patch, AgentError, FORWARDING_OFF_REASON};
 
 /// How soon to look again while the node is not ready to be configured
 /// (no podCIDR yet, interface not up yet, ...).
 const NOT_READY_RETRY: Duration = Duration::from_secs(2);
 const PATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How soon to look again while the node's admin must fix something
+/// (forwarding off): quietly, and the fix is seen within this.
+const BLOCKED_RETRY: Duration = Duration::from_secs(5);
+
 /// One reconcile's result.
 enum Step {
     Applied(Box<Desired>, Outcome),
-    NotReady(NotReady),
+    /// Not ready to be configured yet (no podCIDR, FRR not up, ...).
+    NotReady(String),
+    /// Stopped by something only the node's admin can fix: reported on
+    /// the Node (`NetworkUnavailable=True`, reason) and in the log, once.
+    Blocked {
+        node: String,
+        reason: &'static str,
+        error: AgentError,
+    },
 }
 
 /// The loop's memory between reconciles.
@@ -37,6 +49,9 @@ struct Loop {
     waiting: Option<String>,
     warnings: BTreeSet<String>,
     patched: bool,
+    /// The problem last logged (see [`Step::Blocked`]), and whether the
+    /// Node shows it.
+    blocked: Option<(String, bool)>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
@@ -75,6 +90,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         waiting: None,
         warnings: BTreeSet::new(),
         patched: false,
+        blocked: None,
     };
     let result = tokio::select! {
         r = l.run(opts.resync_interval, once) => r,
@@ -146,8 +162,18 @@ impl Loop {
                         }
                     }
                 }
-                Ok(Step::NotReady(why)) => {
-                    let msg = why.to_string();
+                Ok(Step::Blocked {
+                    node,
+                    reason,
+                    error,
+                }) => {
+                    self.shared
+                        .metrics
+                        .observe_reconcile(started.elapsed(), false);
+                    self.report_blocked(&node, reason, &error).await;
+                    retry = Some(Instant::now() + BLOCKED_RETRY);
+                }
+                Ok(Step::NotReady(msg)) => {
                     if self.waiting.as_deref() != Some(msg.as_str()) {
                         tracing::info!(reason = %msg, "waiting before configuring the node");
                         self.waiting = Some(msg);
@@ -181,11 +207,17 @@ impl Loop {
                     desired::compute(&settings, &view.nodes, &local)
                 };
                 match desired {
-                    Err(why) => Ok(Step::NotReady(why)),
-                    Ok(d) => {
-                        let outcome = applier.apply(&d, full)?;
-                        Ok(Step::Applied(Box::new(d), outcome))
-                    }
+                    Err(why) => Ok(Step::NotReady(why.to_string())),
+                    Ok(d) => match applier.apply(&d, full) {
+                        Ok(outcome) => Ok(Step::Applied(Box::new(d), outcome)),
+                        Err(AgentError::NotReady(why)) => Ok(Step::NotReady(why)),
+                        Err(error @ AgentError::ForwardingOff { .. }) => Ok(Step::Blocked {
+                            node: d.node,
+                            reason: FORWARDING_OFF_REASON,
+                            error,
+                        }),
+                        Err(e) => Err(e),
+                    },
                 }
             })();
             (applier, result)
@@ -216,6 +248,9 @@ impl Loop {
         if self.waiting.take().is_some() || self.failures > 0 {
             self.failures = 0;
         }
+        if self.blocked.take().is_some() {
+            tracing::info!("the node's problem is gone; configuring it");
+        }
         if !outcome.changed.is_empty() {
             tracing::info!(changed = ?outcome.changed, routes = outcome.routes_owned, took = ?took, "reconciled");
         }
@@ -223,6 +258,39 @@ impl Loop {
             tracing::warn!("{w}");
         }
         self.warnings = outcome.warnings;
+    }
+
+    /// Says once (log line and Node condition) what keeps the node from
+    /// being configured; then stays quiet while it lasts. The condition is
+    /// best effort: the log line says it all too.
+    async fn report_blocked(&mut self, node: &str, reason: &'static str, error: &AgentError) {
+        let msg = error.to_string();
+        if self.blocked.as_ref().map(|(m, _)| m) != Some(&msg) {
+            tracing::error!(
+                node,
+                reason,
+                "{msg}; ferry cannot configure this node until then (checked every {BLOCKED_RETRY:?})"
+            );
+            self.blocked = Some((msg.clone(), false));
+        }
+        if self.blocked.as_ref().is_some_and(|(_, reported)| *reported) {
+            return;
+        }
+        let patched = tokio::time::timeout(
+            PATCH_TIMEOUT,
+            status_patch::mark_network_unavailable(&self.api, node, reason, &msg),
+        )
+        .await
+        .unwrap_or_else(|_| Err(AgentError::Kube("node status patch timed out".into())));
+        match patched {
+            Ok(()) => {
+                tracing::info!(node, "NetworkUnavailable=True ({reason})");
+                self.blocked = Some((msg, true));
+                // Set it back to False once the node is configured.
+                self.patched = false;
+            }
+            Err(e) => tracing::debug!(error = %e, "could not report it on the Node; retrying"),
+        }
     }
 
     /// Sets `NetworkUnavailable=False` unless the view shows it is set.

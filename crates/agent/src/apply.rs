@@ -71,9 +71,9 @@ impl Applier {
             ));
         }
 
-        set_sysctl("net.ipv4.ip_forward", "1")?;
+        set_forwarding(IPV4_FORWARDING)?;
         if d.ipv6 {
-            set_sysctl("net.ipv6.conf.all.forwarding", "1")?;
+            set_forwarding(IPV6_FORWARDING)?;
         }
 
         if self.nat.apply(&d.nat, full)? {
@@ -147,15 +147,28 @@ impl Applier {
     }
 }
 
-/// Writes a sysctl when it does not already have the value.
-fn set_sysctl(key: &str, value: &str) -> Result<(), AgentError> {
+/// The node's IPv4 forwarding switch.
+pub const IPV4_FORWARDING: &str = "net.ipv4.ip_forward";
+/// The node's IPv6 forwarding switch (needed with an IPv6 podCIDR).
+pub const IPV6_FORWARDING: &str = "net.ipv6.conf.all.forwarding";
+
+/// Turns forwarding (`key`) on when it is off. When it cannot (a read-only
+/// `/proc/sys`): [`AgentError::ForwardingOff`], which the agent reports on
+/// the Node instead of retrying silently.
+pub fn set_forwarding(key: &str) -> Result<bool, AgentError> {
     let err = |source| AgentError::Sysctl {
         key: key.into(),
         source,
     };
-    if ferry_netns::sysctl::read(key).map_err(err)? != value {
-        ferry_netns::sysctl::write(key, value).map_err(err)?;
-        tracing::info!(key, value, "sysctl set");
+    let value = ferry_netns::sysctl::read(key).map_err(err)?;
+    if value.trim() == "1" {
+        return Ok(false);
     }
-    Ok(())
+    ferry_netns::sysctl::write(key, "1").map_err(|source| AgentError::ForwardingOff {
+        key: key.into(),
+        value: value.trim().into(),
+        source,
+    })?;
+    tracing::info!(key, value = "1", "sysctl set");
+    Ok(true)
 }

@@ -1,5 +1,5 @@
-//! Command line: subcommands `run` (default), `install`, `status`,
-//! `uninstall`, all taking the same flags, each flag also read from a
+//! Command line: subcommands `run` (default), `install`, `prepare`,
+//! `status`, `uninstall`, all taking the same flags, each flag also read from a
 //! `FERRY_...` environment variable.
 
 use std::net::SocketAddr;
@@ -32,6 +32,9 @@ pub enum Command {
     Run,
     /// Configure the node once (routes, NAT, FRR, plugin, conflist) and exit.
     Install,
+    /// The privileged part, once: mount the bpf file system and turn
+    /// forwarding on (the manifests' `prepare` init container).
+    Prepare,
     /// Show what ferryd manages on this node.
     Status,
     /// Remove everything ferryd made on this node.
@@ -140,11 +143,11 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_BGP_ASN", default_value_t = 64512)]
     pub bgp_asn: u32,
 
-    /// FRR's configuration directory (shared with an FRR sidecar).
+    /// FRR's configuration directory (shared with an FRR container).
     #[arg(long, global = true, env = "FERRY_FRR_CONF_DIR")]
     pub frr_conf_dir: Option<PathBuf>,
 
-    /// FRR's socket directory (shared with an FRR sidecar).
+    /// FRR's socket directory (shared with an FRR container).
     #[arg(long, global = true, env = "FERRY_FRR_RUN_DIR")]
     pub frr_run_dir: Option<PathBuf>,
 

@@ -36,6 +36,7 @@ fn subcommands_take_the_same_flags_before_or_after() {
         assert_eq!(cli.opts.routing, Routing::Bgp, "{cmd}");
     }
     assert_eq!(parse(&["status"]).unwrap().subcommand(), Command::Status);
+    assert_eq!(parse(&["prepare"]).unwrap().subcommand(), Command::Prepare);
     assert_eq!(
         parse(&["uninstall"]).unwrap().subcommand(),
         Command::Uninstall

@@ -25,6 +25,18 @@ pub enum AgentError {
         key: String,
         source: ferry_netns::SysctlError,
     },
+    /// Forwarding is off on the node and this process cannot turn it on
+    /// (`/proc/sys` read-only in an unprivileged container): only the
+    /// node's admin, or the privileged `prepare` step, can.
+    #[error(
+        "{key} is {value} on this node and ferryd cannot set it ({source}); \
+         set {key}=1 on the node (sysctl) or let the `prepare` init container do it"
+    )]
+    ForwardingOff {
+        key: String,
+        value: String,
+        source: ferry_netns::SysctlError,
+    },
     /// The nftables table could not be applied, read or deleted.
     #[error("nftables: {0}")]
     Nft(String),

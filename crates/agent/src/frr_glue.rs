@@ -110,7 +110,17 @@ impl FrrAgent {
     /// one applied, or always with `force`. Returns whether FRR changed.
     /// IPv6 forwarding is read now: without an IPv6 pod CIDR the config
     /// keeps it as it is.
+    ///
+    /// Before the first apply, FRR must answer (`vtysh -c "show version"`):
+    /// until it does, [`AgentError::NotReady`] (ferryd waits, and writes
+    /// no conflist meanwhile). FRR runs beside ferryd, started at the same
+    /// time, not before it.
     pub fn apply(&mut self, plan: &FrrSpec, force: bool) -> Result<bool, AgentError> {
+        if self.applied.is_none() {
+            if let Err(e) = self.frr.vtysh("show version") {
+                return Err(AgentError::NotReady(format!("FRR is not up yet ({e})")));
+            }
+        }
         let bgp = plan.mode == Mode::Bgp;
         let key = match (&self.ospf_key_file, bgp) {
             (Some(p), false) => Some(read_secret(p)?),

@@ -17,7 +17,9 @@
 //! - [`kube_client`], [`watch`]: the API client and the Node watch that
 //!   drives reconciles; [`status_patch`] flips `NetworkUnavailable`.
 //! - [`http`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`status`], [`uninstall`]: the operator subcommands.
+//! - [`status`], [`uninstall`]: the operator subcommands; [`prepare`]:
+//!   the privileged init step (bpf file system, forwarding).
+//! - [`logging`]: the log, with the kube client's repeats rate-limited.
 
 pub mod agent;
 pub mod apply;
@@ -30,8 +32,10 @@ pub mod frr_glue;
 pub mod http;
 pub mod install;
 pub mod kube_client;
+pub mod logging;
 pub mod metrics;
 pub mod nat;
+pub mod prepare;
 pub mod routes;
 pub mod status;
 pub mod status_patch;
@@ -50,6 +54,9 @@ pub const PLUGIN_BINARIES: [&str; 2] = ["ferry", "ferry-ipam"];
 pub const NFT_TABLE: &str = "ferry";
 /// The reason ferryd sets on the Node's `NetworkUnavailable` condition.
 pub const CONDITION_REASON: &str = "FerryIsUp";
+/// The reason of `NetworkUnavailable=True` while forwarding is off on the
+/// node and ferryd cannot turn it on.
+pub const FORWARDING_OFF_REASON: &str = "FerryForwardingOff";
 
 /// One Kubernetes API call ferryd makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,12 +75,27 @@ pub struct ApiCall {
 pub const NON_RESOURCE_URLS: &[&str] = &["/version"];
 
 /// Every API call ferryd makes, for RBAC: a ClusterRole with exactly these
-/// rules is enough for `run`, `install` and `status`.
+/// rules is enough for `run`, `install`, `prepare` and `status`.
 pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "",
         resource: "nodes",
         verbs: &["get", "list", "watch"],
+    },
+    ApiCall {
+        group: "",
+        resource: "nodes/status",
+        verbs: &["patch"],
+    },
+];
+
+/// The API calls of `ferryd uninstall`: it reads its Node and removes
+/// ferry's `NetworkUnavailable` condition from it.
+pub const UNINSTALL_API_CALLS: &[ApiCall] = &[
+    ApiCall {
+        group: "",
+        resource: "nodes",
+        verbs: &["get"],
     },
     ApiCall {
         group: "",

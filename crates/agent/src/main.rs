@@ -5,18 +5,10 @@
 use anyhow::Context;
 use clap::Parser;
 use ferryd::cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ferryd::logging::init();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -50,6 +42,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match command {
             Command::Run => ferryd::agent::run(opts, false).await.context("run"),
             Command::Install => ferryd::agent::run(opts, true).await.context("install"),
+            Command::Prepare => {
+                let done = ferryd::prepare::run(&opts).await.context("prepare")?;
+                println!("prepared: {done:?}");
+                Ok(())
+            }
             Command::Status => {
                 print!("{}", ferryd::status::gather(&opts).await);
                 Ok(())

@@ -1,6 +1,8 @@
 //! The Node's `NetworkUnavailable` condition: False, reason `FerryIsUp`,
 //! once the node's network is configured (what kubelet's and the cloud
-//! route controller's readiness logic look at).
+//! route controller's readiness logic look at); True with a reason of
+//! ferry's when something only the node's admin can fix stops it (e.g.
+//! [`crate::FORWARDING_OFF_REASON`]); and removed again by `uninstall`.
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
@@ -9,34 +11,94 @@ use serde_json::{json, Value};
 
 use crate::{AgentError, CONDITION_REASON};
 
+/// The message of the `FerryIsUp` condition.
+const UP_MESSAGE: &str = "ferry is up: routes, NAT and the CNI config are in place";
+
 /// The strategic merge patch of `status.conditions` (merge key `type`), so
 /// the other conditions stay as they are.
 pub fn condition_patch(now_rfc3339: &str) -> Value {
+    set_condition_patch(false, CONDITION_REASON, UP_MESSAGE, now_rfc3339)
+}
+
+/// The patch setting `NetworkUnavailable` to `unavailable` with `reason`
+/// and `message`.
+pub fn set_condition_patch(unavailable: bool, reason: &str, message: &str, now: &str) -> Value {
     json!({
         "status": {
             "conditions": [{
                 "type": "NetworkUnavailable",
-                "status": "False",
-                "reason": CONDITION_REASON,
-                "message": "ferry is up: routes, NAT and the CNI config are in place",
-                "lastTransitionTime": now_rfc3339,
-                "lastHeartbeatTime": now_rfc3339,
+                "status": if unavailable { "True" } else { "False" },
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+                "lastHeartbeatTime": now,
             }]
         }
     })
 }
 
+/// The patch removing the `NetworkUnavailable` condition (what a node had
+/// before any network plugin set it).
+pub fn remove_condition_patch() -> Value {
+    json!({
+        "status": {
+            "conditions": [{"type": "NetworkUnavailable", "$patch": "delete"}]
+        }
+    })
+}
+
+/// Whether a `NetworkUnavailable` reason is one ferryd sets.
+pub fn is_ferry_reason(reason: &str) -> bool {
+    reason.starts_with("Ferry")
+}
+
+async fn patch(api: &Api<Node>, node: &str, p: Value) -> Result<(), AgentError> {
+    api.patch_status(node, &PatchParams::default(), &Patch::Strategic(p))
+        .await
+        .map_err(|e| AgentError::Kube(format!("patch node {node} status: {e}")))?;
+    Ok(())
+}
+
 /// Patches the condition on `node`.
 pub async fn mark_network_available(api: &Api<Node>, node: &str) -> Result<(), AgentError> {
-    let now = rfc3339_now();
-    api.patch_status(
+    patch(api, node, condition_patch(&rfc3339_now())).await
+}
+
+/// Sets `NetworkUnavailable=True` with ferry's `reason` and `message`.
+pub async fn mark_network_unavailable(
+    api: &Api<Node>,
+    node: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), AgentError> {
+    patch(
+        api,
         node,
-        &PatchParams::default(),
-        &Patch::Strategic(condition_patch(&now)),
+        set_condition_patch(true, reason, message, &rfc3339_now()),
     )
     .await
-    .map_err(|e| AgentError::Kube(format!("patch node {node} status: {e}")))?;
-    Ok(())
+}
+
+/// Removes `NetworkUnavailable` from `node` when its reason is one of
+/// ferry's (another plugin's condition is left alone). Returns whether it
+/// removed one.
+pub async fn remove_ferry_condition(api: &Api<Node>, node: &str) -> Result<bool, AgentError> {
+    let n = api
+        .get(node)
+        .await
+        .map_err(|e| AgentError::Kube(format!("get node {node}: {e}")))?;
+    let ours = n
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|c| {
+            c.type_ == "NetworkUnavailable" && c.reason.as_deref().is_some_and(is_ferry_reason)
+        });
+    if ours {
+        patch(api, node, remove_condition_patch()).await?;
+    }
+    Ok(ours)
 }
 
 /// Now, as RFC 3339 UTC with seconds (the API's `Time` format).
@@ -89,6 +151,25 @@ mod tests {
         assert_eq!(
             (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()),
             ("NetworkUnavailable", "False", Some("FerryIsUp"))
+        );
+        let p = set_condition_patch(
+            true,
+            crate::FORWARDING_OFF_REASON,
+            "m",
+            "2024-01-01T00:00:00Z",
+        );
+        let node: Node = serde_json::from_value(p).unwrap();
+        let c = &node.status.unwrap().conditions.unwrap()[0];
+        assert_eq!(
+            (c.status.as_str(), c.message.as_deref()),
+            ("True", Some("m"))
+        );
+        assert!(is_ferry_reason(crate::FORWARDING_OFF_REASON));
+        assert!(is_ferry_reason(crate::CONDITION_REASON));
+        assert!(!is_ferry_reason("RouteCreated"));
+        assert_eq!(
+            remove_condition_patch()["status"]["conditions"][0]["$patch"],
+            "delete"
         );
     }
 }

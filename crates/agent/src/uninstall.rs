@@ -1,10 +1,19 @@
 //! `ferryd uninstall`: removes everything ferryd made on this node, in the
 //! reverse order of making it (the conflist first, so kubelet stops using
-//! ferry before anything else goes). Idempotent.
+//! ferry before anything else goes), and last, when the API can be
+//! reached, ferry's `NetworkUnavailable` condition on the Node. Idempotent.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
 
 use crate::cli::Opts;
 use crate::install::{remove_file, Binaries};
-use crate::{fast_path, frr_glue, nat, routes, AgentError};
+use crate::{fast_path, frr_glue, kube_client, nat, routes, status_patch, AgentError};
+
+/// How long uninstall tries the API (it is best effort: the node is
+/// cleaned either way).
+const API_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What was removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +25,8 @@ pub struct Removed {
     pub frr_config: bool,
     /// Interfaces the fast path was detached from.
     pub fast_path: usize,
+    /// ferry's `NetworkUnavailable` condition was removed from the Node.
+    pub condition: bool,
 }
 
 impl Removed {
@@ -25,8 +36,10 @@ impl Removed {
 }
 
 /// Removes the conflist, the plugin binaries, the nft table, the owned
-/// routes and ferryd's FRR config. Every step runs even when an earlier
-/// one failed; the first error is returned after all ran.
+/// routes and ferryd's FRR config, then ferry's condition from the Node
+/// (see [`reset_condition`]). Every step runs even when an earlier one
+/// failed; the first error is returned after all ran (the API step never
+/// fails the uninstall).
 pub fn run(o: &Opts) -> Result<Removed, AgentError> {
     let mut removed = Removed::default();
     let mut first_err: Option<AgentError> = None;
@@ -52,8 +65,54 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
     {
         keep(frr_glue::remove(&frr_glue::frr_from_opts(o)).map(|b| removed.frr_config = b));
     }
+    removed.condition = reset_condition(o);
     match first_err {
         Some(e) => Err(e),
         None => Ok(removed),
+    }
+}
+
+/// Removes `NetworkUnavailable` from this Node when ferry set it (so the
+/// Node reads as before ferry; another plugin's condition stays), best
+/// effort: without API access, a node name, or within [`API_TIMEOUT`], it
+/// says why and leaves it. Returns whether it removed it.
+pub fn reset_condition(o: &Opts) -> bool {
+    let Some(node) = o.node_name() else {
+        tracing::info!(
+            "no node name (--node-name, NODE_NAME): the Node's NetworkUnavailable is left as it is"
+        );
+        return false;
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "tokio runtime: the Node's NetworkUnavailable is left as it is");
+            return false;
+        }
+    };
+    let result = rt.block_on(async {
+        let client = kube_client::client(o.kubeconfig.as_deref()).await?;
+        let api: kube::Api<Node> = kube::Api::all(client);
+        tokio::time::timeout(
+            API_TIMEOUT,
+            status_patch::remove_ferry_condition(&api, &node),
+        )
+        .await
+        .map_err(|_| AgentError::Kube(format!("no answer within {API_TIMEOUT:?}")))?
+    });
+    match result {
+        Ok(removed) => {
+            if removed {
+                tracing::info!(node, "NetworkUnavailable (ferry's) removed from the Node");
+            }
+            removed
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, node, "the Node's NetworkUnavailable is left as it is");
+            false
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The agent's life: the conflist only after readiness, a restart that
-//! changes nothing, an API outage that changes nothing, and an uninstall
-//! that leaves nothing.
+//! changes nothing, an API outage that changes nothing (and is not logged
+//! once per retry), and an uninstall that leaves nothing, ferry's Node
+//! condition included.
 
 mod common;
 
@@ -122,6 +123,7 @@ fn an_api_outage_keeps_the_node_as_it_is() {
     let before: Vec<String> = lab.nodes.iter().map(|n| n.all_routes()).collect();
     let tables: Vec<String> = lab.nodes.iter().map(|n| n.nft_table().unwrap()).collect();
 
+    let logged_before: Vec<usize> = lab.nodes.iter().map(|n| n.log().len()).collect();
     lab.api_stop();
     let start = Instant::now();
     let mut saw_disconnect = false;
@@ -146,6 +148,21 @@ fn an_api_outage_keeps_the_node_as_it_is() {
     for (i, n) in lab.nodes.iter().enumerate() {
         assert_eq!(n.nft_table().unwrap(), tables[i]);
         assert!(n.ready(), "still ready");
+        // Said, and not once per retry: kube's own errors (one per
+        // failed request, a dozen in 15 s) are rate-limited like ferryd's.
+        let during = n.log()[logged_before[i]..].to_string();
+        let errors = during.lines().filter(|l| l.contains("ERROR")).count();
+        assert!(
+            errors <= 1,
+            "{}: {errors} ERROR lines in 30 s:\n{during}",
+            n.name
+        );
+        let said = during.matches("Node watch failed").count();
+        assert!(
+            (1..=2).contains(&said),
+            "{}: the outage said once:\n{during}",
+            n.name
+        );
     }
 
     lab.api_restart();
@@ -197,10 +214,22 @@ fn uninstall_leaves_nothing() {
         "{metrics}"
     );
     n.stop_ferryd();
+    let name = n.name.clone();
+    wait_for(WAIT, "marked available", || {
+        (lab.network_condition(&name) == Some(("False".into(), "FerryIsUp".into()))).then_some(())
+    });
+    let n = &mut lab.nodes[0];
 
     let (ok, out, err) = n.ferryd_cmd(&kc, "uninstall");
     assert!(ok, "uninstall: {err}");
     assert!(out.contains("removed"), "{out}");
+    assert!(out.contains("condition: true"), "{out}");
+    assert_eq!(
+        lab.network_condition(&name),
+        None,
+        "ferry's condition removed"
+    );
+    let n = &mut lab.nodes[0];
     assert!(!n.conflist().exists());
     assert!(!n.bin_dir().join("ferry").exists());
     assert!(!n.bin_dir().join("ferry-ipam").exists());

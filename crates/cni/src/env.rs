@@ -76,9 +76,18 @@ impl Env {
         }
         let command =
             Command::parse(&cmd).ok_or_else(|| env_err(format!("unknown CNI_COMMAND: {cmd:?}")))?;
-        let container_id = var("CNI_CONTAINERID");
-        let ifname = var("CNI_IFNAME");
-        let netns = var("CNI_NETNS");
+        // VERSION, STATUS and GC act on no attachment: whatever these hold
+        // then is neither validated nor passed on.
+        let attachment = |k: &str| {
+            if command.is_attachment() {
+                var(k)
+            } else {
+                String::new()
+            }
+        };
+        let container_id = attachment("CNI_CONTAINERID");
+        let ifname = attachment("CNI_IFNAME");
+        let netns = attachment("CNI_NETNS");
         let path = var("CNI_PATH");
 
         if command.is_attachment() {
@@ -275,6 +284,17 @@ mod tests {
         for c in ["VERSION", "STATUS", "GC"] {
             let e = env(&[("CNI_COMMAND", c)]).unwrap();
             assert!(e.container_id.is_empty());
+            // Found by fuzzing: an attachment's variables, unvalidated,
+            // used to be passed on for these commands.
+            let e = env(&[
+                ("CNI_COMMAND", c),
+                ("CNI_CONTAINERID", "../../etc"),
+                ("CNI_NETNS", "relative"),
+                ("CNI_IFNAME", "a/b"),
+            ])
+            .unwrap();
+            assert_eq!((e.container_id.as_str(), e.ifname.as_str()), ("", ""));
+            assert_eq!(e.netns, None);
         }
     }
 

@@ -1,5 +1,6 @@
-//! ospf/bgp: FRR as a native sidecar of ferryd, sharing its config and
-//! socket directories through emptyDirs; the secret from a Secret the user
+//! ospf/bgp: FRR as a container beside ferryd (an ordinary one: native
+//! sidecars need Kubernetes 1.29), sharing its config and socket
+//! directories through emptyDirs; the secret from a Secret the user
 //! creates; the daemons FRR starts from a ConfigMap.
 
 use std::collections::BTreeMap;
@@ -143,11 +144,12 @@ pub fn volumes(routing: Routing) -> Vec<Volume> {
     ]
 }
 
-/// FRR, as a native sidecar (an init container with `restartPolicy:
-/// Always`, Kubernetes 1.29+): up before `ferryd install` runs and for as
-/// long as the pod. Its privileges are what FRR's daemons ask for at start
-/// (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW, SYS_ADMIN, binding port 179).
-pub fn sidecar(images: &Images) -> Container {
+/// FRR, as an ordinary container of the pod (started beside `ferryd run`,
+/// which waits until FRR answers before configuring it). Its startupProbe
+/// gives the daemons 2 minutes to come up. Its privileges are what FRR's
+/// daemons ask for at start (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW,
+/// SYS_ADMIN, binding port 179).
+pub fn container(images: &Images) -> Container {
     let mut mounts = vec![
         mount("frr-conf", CONF_DIR, false),
         mount("frr-run", RUN_DIR, false),
@@ -165,7 +167,6 @@ pub fn sidecar(images: &Images) -> Container {
                 .map(String::from)
                 .to_vec(),
         ),
-        restart_policy: Some("Always".into()),
         startup_probe: Some(Probe {
             exec: Some(ExecAction {
                 command: Some(["vtysh", "-c", "show version"].map(String::from).to_vec()),

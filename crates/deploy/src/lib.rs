@@ -14,12 +14,17 @@
 //! | file | what |
 //! |---|---|
 //! | `ferry.yaml` | `--routing direct`: kernel routes between nodes, no FRR |
-//! | `ferry-ospf.yaml` | `--routing ospf` with an FRR sidecar, MD5 key from Secret `ferry-ospf` |
-//! | `ferry-bgp.yaml` | `--routing bgp` with an FRR sidecar, TCP-MD5 password from Secret `ferry-bgp` |
+//! | `ferry-ospf.yaml` | `--routing ospf` with FRR beside ferryd, MD5 key from Secret `ferry-ospf` |
+//! | `ferry-bgp.yaml` | `--routing bgp` with FRR beside ferryd, TCP-MD5 password from Secret `ferry-bgp` |
 //! | `ferry-uninstall.yaml` | a DaemonSet running `ferryd uninstall` on every node |
 //!
+//! Every file uses only what Kubernetes 1.20 has (no native sidecars), so
+//! one shape serves 1.20 and current releases; the only privileged
+//! container is the short `prepare` init container.
+//!
 //! Tests (`tests/`): the files equal the generator's output; they parse
-//! into k8s-openapi types; images, flags, env, RBAC, mounts and probes
+//! into k8s-openapi types; no field is newer than Kubernetes 1.20
+//! (`versions.rs`); images, flags, env, RBAC, mounts and probes
 //! agree with ferryd; FRR's own start-up script reads the `daemons` file;
 //! and the containers run, in network namespaces against ferry-apiserver,
 //! with exactly the capabilities, mounts, environment and read-only
@@ -56,7 +61,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const DEFAULT_IMAGE: &str = "localhost/ferry";
 /// Default repository of the image with FRR's tools (target `ferry-frr`).
 pub const DEFAULT_FRR_TOOLS_IMAGE: &str = "localhost/ferry-frr";
-/// The FRR image the sidecar runs; `deploy/Dockerfile` builds `ferry-frr`
+/// The FRR image the FRR container runs; `deploy/Dockerfile` builds `ferry-frr`
 /// on the same one, so `vtysh` and `frr-reload.py` match the daemons.
 pub const FRR_IMAGE: &str = "quay.io/frrouting/frr:8.4.4";
 /// The uninstall DaemonSet's idle container (kubeadm's pause image, which
@@ -86,7 +91,7 @@ pub struct Images {
     pub ferry_frr: String,
     /// Tag of both.
     pub tag: String,
-    /// The FRR sidecar's image (with tag).
+    /// The FRR container's image (with tag).
     pub frr: String,
     /// The uninstall DaemonSet's idle container (with tag).
     pub pause: String,
@@ -196,8 +201,8 @@ pub fn install(routing: Routing, images: &Images) -> Manifest {
     objects.push(Object::DaemonSet(Box::new(pod::daemonset(routing, images))));
     let mode = match routing {
         Routing::Direct => "direct routing: a kernel route to every other node's podCIDR via its InternalIP (nodes on one L2 segment)",
-        Routing::Ospf => "OSPF area 0 through an FRR sidecar (MD5 authentication)",
-        Routing::Bgp => "an iBGP full mesh through an FRR sidecar (TCP-MD5)",
+        Routing::Ospf => "OSPF area 0 through FRR beside ferryd (MD5 authentication)",
+        Routing::Bgp => "an iBGP full mesh through FRR beside ferryd (TCP-MD5)",
     };
     let mut header = vec![
         format!("ferry {}: {mode}.", images.tag),

@@ -1,5 +1,9 @@
-//! The ferry DaemonSet: `ferryd install` as an init container (the seed's
-//! start-up script), then `ferryd run`, on the host's network.
+//! The ferry DaemonSet, on the host's network: `ferryd prepare` (the one
+//! privileged step: bpf file system, forwarding) as the first init
+//! container; in direct mode `ferryd install` (the seed's start-up script)
+//! as the second; then `ferryd run`, with FRR beside it in ospf/bgp mode.
+//! Only features of Kubernetes 1.20 are used (no native sidecars), so one
+//! shape serves 1.20 and current releases alike.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +36,8 @@ pub const AGENT_MEMORY: (&str, &str) = ("32Mi", "100Mi");
 /// and resync.
 pub const AGENT_FRR_MEMORY: (&str, &str) = ("64Mi", "200Mi");
 pub const AGENT_CPU_REQUEST: &str = "25m";
+/// `ferryd prepare`: a mount, two sysctls, one GET of its Node.
+pub const PREPARE_MEMORY: (&str, &str) = ("16Mi", "64Mi");
 
 pub fn labels(app: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(APP_LABEL.to_string(), app.to_string())])
@@ -110,11 +116,50 @@ pub fn host_volumes() -> Vec<Volume> {
         .collect()
 }
 
+/// ferryd's mounts of the host directories. The bpf file system's with
+/// `HostToContainer` propagation: one mounted on the host later (by
+/// `prepare` of a restarted pod, or systemd) shows up inside.
 pub fn host_mounts() -> Vec<VolumeMount> {
     host_dirs()
         .iter()
-        .map(|(name, path)| mount(name, path, false))
+        .map(|(name, path)| {
+            let mut m = mount(name, path, false);
+            if path == BPF_FS {
+                m.mount_propagation = Some("HostToContainer".into());
+            }
+            m
+        })
         .collect()
+}
+
+/// The `prepare` init container: `ferryd prepare`, privileged (the only
+/// container that is), with nothing but the host's `/sys/fs/bpf`, mounted
+/// `Bidirectional` so that the bpf file system it mounts there is the
+/// host's. It mounts it when it is missing, and turns forwarding on.
+pub fn prepare_container(routing: Routing, images: &Images) -> Container {
+    let (bpf_volume, _) = host_dirs()
+        .into_iter()
+        .find(|(_, path)| path == BPF_FS)
+        .expect("the bpf file system is a host dir");
+    Container {
+        name: "prepare".into(),
+        image: Some(images.agent(routing)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(ferryd_command()),
+        args: Some(vec!["prepare".into()]),
+        env: Some(vec![node_name_env()]),
+        volume_mounts: Some(vec![VolumeMount {
+            mount_propagation: Some("Bidirectional".into()),
+            ..mount(bpf_volume, BPF_FS, false)
+        }]),
+        security_context: Some(SecurityContext {
+            privileged: Some(true),
+            read_only_root_filesystem: Some(true),
+            ..SecurityContext::default()
+        }),
+        resources: Some(resources("10m", PREPARE_MEMORY)),
+        ..Container::default()
+    }
 }
 
 /// What the pod spec of both DaemonSets shares: the host's network, every
@@ -176,9 +221,9 @@ pub fn capabilities(drop_all: bool, add: &[&str]) -> Capabilities {
 /// ferryd's privileges. Netlink (links, addresses, routes, tc filters) and
 /// nftables need `NET_ADMIN`; the eBPF fast path (its maps, the program,
 /// the conntrack kfuncs it calls) needs `BPF` (Linux 5.8 and later), and
-/// no `SYS_ADMIN`: the host has its bpf file system mounted already.
+/// no `SYS_ADMIN`: `prepare` mounted the bpf file system on the host.
 /// `/proc/sys` stays read-only (ferryd only reads `ip_forward`, which
-/// kubeadm's preflight already requires to be 1). With ospf/bgp, ferryd
+/// `prepare` turned on; should it be off, ferryd reports it on the Node). With ospf/bgp, ferryd
 /// hands `frr.conf` to FRR's user (CHOWN) and `vtysh`/`frr-reload.py` use
 /// FRR's frr-owned files and sockets (DAC_OVERRIDE). The tests run each
 /// container with exactly these.
@@ -277,20 +322,28 @@ pub fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// The ferry DaemonSet for a routing mode.
+///
+/// direct: `prepare`, `install` (configures the node, conflist last),
+/// then `ferryd`. ospf/bgp: `prepare`, then `ferryd` and FRR side by side
+/// as ordinary containers (no native sidecar, which Kubernetes before 1.29
+/// refuses): no init container configures FRR, since FRR is not running
+/// before the pod's containers start; `ferryd run` waits for FRR,
+/// configures it and only then writes the conflist.
 pub fn daemonset(routing: Routing, images: &Images) -> DaemonSet {
-    let mut init = Vec::new();
-    if uses_frr(routing) {
-        // A native sidecar: started before `ferryd install`, which
-        // configures FRR and so needs it running.
-        init.push(frr::sidecar(images));
+    let mut init = vec![prepare_container(routing, images)];
+    if !uses_frr(routing) {
+        init.push(agent_container("install", "install", routing, images));
     }
-    init.push(agent_container("install", "install", routing, images));
     let mut agent = agent_container("ferryd", "run", routing, images);
     agent.liveness_probe = Some(http_probe("/healthz", 10, 6));
     agent.readiness_probe = Some(http_probe("/readyz", 5, 3));
+    let mut containers = vec![agent];
+    if uses_frr(routing) {
+        containers.push(frr::container(images));
+    }
     let mut volumes = host_volumes();
     volumes.extend(frr::volumes(routing));
-    let mut spec = node_pod(init, vec![agent], volumes);
+    let mut spec = node_pod(init, containers, volumes);
     spec.service_account_name = Some(NAME.into());
     daemonset_of(NAME, spec)
 }

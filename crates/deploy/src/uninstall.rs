@@ -1,16 +1,19 @@
 //! `ferry-uninstall.yaml`: a DaemonSet whose init container runs `ferryd
 //! uninstall` on every node (conflist, plugin binaries, nft table, the
-//! fast path's tc filters and pins, ferry's routes), then idles in the
-//! pause image until it is deleted.
+//! fast path's tc filters and pins, ferry's routes, and ferry's
+//! `NetworkUnavailable` condition on the Node, for which it has an account
+//! of its own allowed exactly [`ferryd::UNINSTALL_API_CALLS`]), then idles
+//! in the pause image until it is deleted.
 
 use k8s_openapi::api::core::v1::{Container, SecurityContext};
 
 use crate::pod::{agent_container, capabilities, daemonset_of, host_volumes, node_pod, resources};
+use crate::rbac;
 use crate::{Images, Manifest, Object, Routing, NAMESPACE, UNINSTALL_FILE, UNINSTALL_NAME};
 
 pub fn manifest(images: &Images) -> Manifest {
     // The direct-mode settings: the FRR pieces go with the ferry pod
-    // (the sidecar's emptyDirs), so only what lives on the host is left.
+    // (the FRR container's emptyDirs), so only what lives on the host is left.
     let mut uninstall = agent_container("uninstall", "uninstall", Routing::Direct, images);
     uninstall.resources = Some(resources("10m", ("16Mi", "64Mi")));
     let pause = Container {
@@ -27,8 +30,13 @@ pub fn manifest(images: &Images) -> Manifest {
         ..Container::default()
     };
     let mut spec = node_pod(vec![uninstall], vec![pause], host_volumes());
-    // No API access: `ferryd uninstall` works on the node alone.
-    spec.automount_service_account_token = Some(false);
+    // Only to reset the Node's condition: the node is cleaned without it.
+    spec.service_account_name = Some(UNINSTALL_NAME.into());
+    let mut objects = rbac::objects_for(UNINSTALL_NAME, ferryd::UNINSTALL_API_CALLS, &[]);
+    objects.push(Object::DaemonSet(Box::new(daemonset_of(
+        UNINSTALL_NAME,
+        spec,
+    ))));
     Manifest {
         file: UNINSTALL_FILE,
         header: vec![
@@ -41,9 +49,6 @@ pub fn manifest(images: &Images) -> Manifest {
             format!("  kubectl delete -f deploy/{UNINSTALL_FILE}"),
             "See README.md, \"Install on a cluster\".".into(),
         ],
-        objects: vec![Object::DaemonSet(Box::new(daemonset_of(
-            UNINSTALL_NAME,
-            spec,
-        )))],
+        objects,
     }
 }

@@ -4,7 +4,9 @@
 //! install, serve the probes, report status and uninstall, and what they
 //! withhold really is withheld. The eBPF fast path runs in the containers
 //! exactly when this kernel runs it at all (which the test checks itself,
-//! with all of root's privileges).
+//! with all of root's privileges). Forwarding off on the node: ferryd
+//! says so once, on the Node too, and goes on once `prepare` (the one
+//! privileged container) turned it on.
 
 mod common;
 mod lab;
@@ -54,6 +56,12 @@ fn kernel_runs_fast_path(bpffs: &Path) -> bool {
 fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
     let lab = Lab::new("ctr", true);
     let sb = lab.sandbox();
+
+    // The privileged init container: the bpf file system, forwarding.
+    let (spec, prepare) = container("ferry.yaml", "prepare");
+    let mut run = sb.start(&spec, &prepare, None);
+    assert!(run.wait(LIMIT).success(), "prepare failed:\n{}", run.log());
+    assert!(run.log().contains("bpf file system"), "{}", run.log());
 
     // The init container: configures the node, marks it, exits.
     let (spec, install) = container("ferry.yaml", "install");
@@ -107,17 +115,9 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
         "{routes}"
     );
     assert!(lab.has_nft_table());
-    let marked = lab.api().store().get(NODE).unwrap();
-    let reason = marked
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "NetworkUnavailable")
-        .map(|c| (c.status, c.reason));
     assert_eq!(
-        reason,
-        Some(("False".into(), Some(ferryd::CONDITION_REASON.into())))
+        condition(&lab),
+        Some(("False".into(), ferryd::CONDITION_REASON.into()))
     );
 
     // The agent: kubelet's probes, from the node's network namespace.
@@ -181,25 +181,95 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
     assert!(!lab.has_nft_table());
     assert!(!pins.exists(), "the pins are removed");
     assert!(!lab.uplink_filters().contains(ferry_ebpf::PROG_NAME));
+    // ... and ferry's condition from the Node, with the account it has.
+    assert_eq!(condition(&lab), None, "{}", run.log());
 }
 
+/// The Node's `NetworkUnavailable` condition: (status, reason).
+fn condition(lab: &Lab) -> Option<(String, String)> {
+    lab.api()
+        .store()
+        .get(NODE)?
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "NetworkUnavailable")
+        .map(|c| (c.status, c.reason.unwrap_or_default()))
+}
+
+/// `ip_forward=0` and a read-only `/proc/sys`: `install` cannot turn it on,
+/// says so in one log line and on the Node (`NetworkUnavailable=True`,
+/// `FerryForwardingOff`), writes no conflist, and goes on by itself once
+/// forwarding is on (here: the manifest's `prepare` turns it on).
 #[test]
-fn proc_sys_is_read_only_so_forwarding_must_already_be_on() {
+fn forwarding_off_is_reported_once_and_prepare_turns_it_on() {
     let lab = Lab::new("ctrfw", false);
     let sb = lab.sandbox();
     let (spec, install) = container("ferry.yaml", "install");
     let mut run = sb.start(&spec, &install, None);
+    let reported = std::time::Instant::now();
+    while condition(&lab).map(|c| c.1) != Some(ferryd::FORWARDING_OFF_REASON.into()) {
+        assert!(reported.elapsed() < LIMIT, "never reported:\n{}", run.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(condition(&lab).unwrap().0, "True");
+    let message = lab
+        .api()
+        .store()
+        .get(NODE)
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "NetworkUnavailable")
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(message.contains("net.ipv4.ip_forward"), "{message}");
+    // Several retries later: still one line, no conflist.
+    std::thread::sleep(Duration::from_secs(12));
+    let log = run.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("net.ipv4.ip_forward is 0"))
+        .count();
+    assert_eq!(lines, 1, "one line, not one per retry:\n{log}");
+    assert!(log.contains("Read-only file system"), "{log}");
+    let conflist = sb.volume_dir("cni-conf").join(ferryd::CONFLIST_FILE);
+    assert!(!conflist.exists());
+
+    // The privileged init container turns it on; install goes on.
+    let (spec, prepare) = container("ferry.yaml", "prepare");
+    let mut prep = sb.start(&spec, &prepare, None);
     assert!(
-        run.wait_for_log("Read-only file system", LIMIT),
-        "expected a read-only /proc/sys:\n{}",
-        run.log()
+        prep.wait(LIMIT).success(),
+        "prepare failed:\n{}",
+        prep.log()
     );
-    assert!(run.log().contains("net.ipv4.ip_forward"), "{}", run.log());
-    drop(run);
-    assert!(!sb
-        .volume_dir("cni-conf")
-        .join(ferryd::CONFLIST_FILE)
-        .exists());
+    let now = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.node_ns,
+            "sysctl",
+            "-n",
+            "net.ipv4.ip_forward",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&now.stdout).trim(),
+        "1",
+        "{}",
+        prep.log()
+    );
+    assert!(run.wait(LIMIT).success(), "install:\n{}", run.log());
+    assert!(conflist.exists());
+    assert_eq!(
+        condition(&lab),
+        Some(("False".into(), ferryd::CONDITION_REASON.into()))
+    );
 }
 
 #[test]
@@ -254,4 +324,71 @@ fn without_bpf_the_fast_path_is_off_and_the_node_still_works() {
         .volume_dir("cni-conf")
         .join(ferryd::CONFLIST_FILE)
         .exists());
+}
+
+/// `prepare`, privileged, on a node without a bpf file system, with
+/// forwarding off: it mounts one (in the sandbox the mount stays in the
+/// container: propagation to the node is the runtime's part), turns IPv4
+/// forwarding on, and IPv6 forwarding only once its Node has an IPv6
+/// podCIDR.
+#[test]
+fn prepare_mounts_bpffs_and_turns_forwarding_on_only_as_needed() {
+    let lab = Lab::new("ctrprep", false);
+    let sysctl = |key: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.node_ns, "sysctl", "-n", key])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(ns_exec(
+        &lab.node_ns,
+        &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]
+    ));
+    let mut sb = lab.sandbox();
+    sb.host_filesystems = false;
+    let (spec, prepare) = container("ferry.yaml", "prepare");
+    let mut run = sb.start(&spec, &prepare, None);
+    assert!(run.wait(LIMIT).success(), "prepare failed:\n{}", run.log());
+    assert!(
+        run.log().contains("bpf file system mounted"),
+        "{}",
+        run.log()
+    );
+    assert_eq!(sysctl("net.ipv4.ip_forward"), "1");
+    assert_eq!(
+        sysctl("net.ipv6.conf.all.forwarding"),
+        "0",
+        "IPv4-only: IPv6 left alone"
+    );
+
+    lab.api()
+        .store()
+        .modify_node(
+            NODE,
+            &json!({"spec": {"podCIDRs": ["10.244.0.0/24", "fd00:10:244::/64"]}}),
+        )
+        .unwrap();
+    let mut run = sb.start(&spec, &prepare, None);
+    assert!(run.wait(LIMIT).success(), "prepare failed:\n{}", run.log());
+    assert_eq!(sysctl("net.ipv6.conf.all.forwarding"), "1", "{}", run.log());
+    // Without privileges it cannot: a clear error, not a silent success.
+    assert!(ns_exec(
+        &lab.node_ns,
+        &["sysctl", "-qw", "net.ipv4.ip_forward=0"]
+    ));
+    let mut unprivileged = prepare.clone();
+    unprivileged.security_context = install_security();
+    let mut run = sb.start(&spec, &unprivileged, None);
+    assert!(!run.wait(LIMIT).success(), "{}", run.log());
+    assert!(
+        run.log().contains("net.ipv4.ip_forward is 0"),
+        "{}",
+        run.log()
+    );
+}
+
+/// The `install` container's security context (unprivileged).
+fn install_security() -> Option<k8s_openapi::api::core::v1::SecurityContext> {
+    container("ferry.yaml", "install").1.security_context
 }

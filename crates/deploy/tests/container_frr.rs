@@ -1,8 +1,11 @@
-//! ospf and bgp modes, as the manifests run them: the FRR sidecar (Debian's FRR 8.4
-//! standing in for FRR's image, started as the image's `docker-start` does,
-//! from the manifest's `daemons` ConfigMap) with its capabilities, and
-//! `ferryd install` with its own, sharing only the two emptyDirs and the
-//! Secret the user created. ferryd must get its config into the running FRR.
+//! ospf and bgp modes, as the manifests run them: the FRR container (Debian's
+//! FRR 8.4 standing in for FRR's image, started as the image's
+//! `docker-start` does, from the manifest's `daemons` ConfigMap) with its
+//! capabilities, and `ferryd run` with its own, sharing only the two
+//! emptyDirs and the Secret the user created. Both are ordinary containers
+//! started together (no native sidecar: Kubernetes 1.20): ferryd, started
+//! first here, waits for FRR without writing the conflist, then gets its
+//! config into the running FRR, and only then writes the conflist.
 
 mod common;
 mod lab;
@@ -13,7 +16,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{checked_in, pod};
+use common::checked_in;
 use ferry_deploy::{Object, Routing};
 use lab::{container, Lab, LIMIT};
 use sandbox::{Running, Sandbox};
@@ -58,7 +61,7 @@ fn exec(sb: &Sandbox, file: &str, name: &str, argv: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn ospf_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
+fn ospf_frr_and_ferryd_work_with_exactly_what_the_manifest_grants() {
     frr_mode(
         Routing::Ospf,
         &[
@@ -70,7 +73,7 @@ fn ospf_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
 }
 
 #[test]
-fn bgp_sidecar_and_ferryd_work_with_exactly_what_the_manifest_grants() {
+fn bgp_frr_and_ferryd_work_with_exactly_what_the_manifest_grants() {
     frr_mode(
         Routing::Bgp,
         &[
@@ -97,8 +100,8 @@ fn ospf_converges_when_the_hostname_is_not_the_node_name_and_ipv6_forwards() {
     );
 }
 
-/// Sidecar up (its startupProbe passes), then `ferryd install`; FRR then
-/// runs ferryd's config, holding each of `expect`.
+/// `ferryd run` first (it waits), then FRR; FRR then runs ferryd's config,
+/// holding each of `expect`, and the conflist is there.
 fn frr_mode(routing: Routing, expect: &[&str]) {
     frr_mode_on(routing, expect, lab::NODE, false);
 }
@@ -134,7 +137,21 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
         BTreeMap::from([(key.to_string(), "0123456789abcdef".to_string())]),
     );
 
-    // The sidecar, with the image's start command.
+    // ferryd first: it must wait for FRR, and write no conflist meanwhile.
+    let (spec, agent) = container(file, "ferryd");
+    let mut run = sb.start(&spec, &agent, None);
+    assert!(
+        run.wait_for_log("FRR is not up yet", LIMIT),
+        "ferryd does not wait for FRR:\n{}",
+        run.log()
+    );
+    let conflist = sb.volume_dir("cni-conf").join(ferryd::CONFLIST_FILE);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!conflist.exists(), "conflist before FRR is configured");
+    let waits = run.log().matches("FRR is not up yet").count();
+    assert_eq!(waits, 1, "said once:\n{}", run.log());
+
+    // FRR, with the image's start command.
     let (spec, mut frr) = container(file, "frr");
     frr.command = Some(vec!["/bin/bash".into(), "-c".into(), DOCKER_START.into()]);
     let mut guard = Frr {
@@ -143,7 +160,7 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
     };
     guard.watchfrr = Some(sb.start(&spec, &frr, None));
 
-    // Its startupProbe, until it passes (then kubelet starts `install`).
+    // Its startupProbe, until it passes.
     let probe = container(file, "frr")
         .1
         .startup_probe
@@ -165,14 +182,26 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let (_, install) = container(file, "install");
-    let mut run = sb.start(&pod_of(&objects), &install, None);
+    // ferryd configures FRR, then writes the conflist.
+    let start = Instant::now();
+    while !conflist.exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "no conflist:\n{}\nFRR:\n{}",
+            run.log(),
+            guard.watchfrr.as_ref().unwrap().log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
-        run.wait(LIMIT).success(),
-        "install failed:\n{}\nFRR:\n{}",
-        run.log(),
-        guard.watchfrr.as_ref().unwrap().log()
+        run.wait_for_log("node configured; ready", LIMIT),
+        "{}",
+        run.log()
     );
+    let log = run.log();
+    let reloaded = log.find("FRR config reloaded").expect("FRR configured");
+    let ready = log.find("node configured; ready").expect("ready");
+    assert!(reloaded < ready, "FRR before the conflist:\n{log}");
 
     // FRR runs ferryd's config (with the key), and zebra put the
     // aggregate's blackhole into the node's kernel.
@@ -186,10 +215,6 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
     }
     let blackholes = ferry_testkit::ip(Some(&lab.node_ns), &["route", "show", "type", "blackhole"]);
     assert!(blackholes.contains("10.244.0.0/24"), "{blackholes}");
-    assert!(sb
-        .volume_dir("cni-conf")
-        .join(ferryd::CONFLIST_FILE)
-        .exists());
     // The key reached FRR, never ferryd's log.
     assert!(!run.log().contains("0123456789abcdef"));
     // IPv6 forwarding as it was.
@@ -200,8 +225,5 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
         &["cat", "/proc/sys/net/ipv6/conf/all/forwarding"],
     );
     assert_eq!(now.trim(), if ipv6_forwarding { "1" } else { "0" });
-}
-
-fn pod_of(objects: &[Object]) -> k8s_openapi::api::core::v1::PodSpec {
-    pod(common::daemonsets(objects)[0]).clone()
+    assert!(run.stop(LIMIT).success(), "{}", run.log());
 }

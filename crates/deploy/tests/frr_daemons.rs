@@ -1,6 +1,6 @@
-//! The `daemons` file the ospf/bgp manifests give the FRR sidecar, read by
+//! The `daemons` file the ospf/bgp manifests give the FRR container, read by
 //! FRR's own start-up script (Debian's `frrcommon.sh`, FRR 8.4 as in the
-//! sidecar image): it starts exactly the daemons ferryd's config needs.
+//! FRR image): it starts exactly the daemons ferryd's config needs.
 
 mod common;
 

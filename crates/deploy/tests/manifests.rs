@@ -10,7 +10,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 use common::*;
-use ferry_deploy::{manifests, Images, Object, Routing};
+use ferry_deploy::{manifests, Images, Object};
 
 #[test]
 fn checked_in_files_equal_the_generator_output() {
@@ -44,7 +44,12 @@ fn files_parse_into_kubernetes_types_and_back() {
                 "ClusterRoleBinding",
                 "DaemonSet",
             ],
-            "ferry-uninstall.yaml" => &["DaemonSet"],
+            "ferry-uninstall.yaml" => &[
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "DaemonSet",
+            ],
             _ => &[
                 "ServiceAccount",
                 "ClusterRole",
@@ -91,7 +96,7 @@ fn ferry_images_are_tagged_with_ferryds_version() {
         }
     }
     assert_eq!(seen.len(), 4, "ferry, ferry-frr, FRR, pause: {seen:?}");
-    // ferry-frr is built on the sidecar's FRR, so vtysh and frr-reload.py
+    // ferry-frr is built on the FRR container's image, so vtysh and frr-reload.py
     // match the daemons they talk to.
     let dockerfile = read("Dockerfile");
     assert!(
@@ -152,8 +157,8 @@ fn containers_pass_only_flags_and_env_ferryd_accepts() {
             }
         }
     }
-    // install + run in three modes, uninstall.
-    assert_eq!(checked, 7);
+    // prepare + install + run (direct), prepare + run (ospf, bgp), uninstall.
+    assert_eq!(checked, 8);
 }
 
 /// `(group, resource, verb)` and `(url, verb)` as the ClusterRole grants.
@@ -162,19 +167,31 @@ type Grants = (
     BTreeSet<(String, String)>,
 );
 
-#[test]
-fn cluster_role_grants_exactly_ferryds_api_calls() {
+/// What a ClusterRole must grant for these calls and URLs.
+fn grants(calls: &[ferryd::ApiCall], urls: &[&str]) -> Grants {
     let mut want: Grants = Default::default();
-    for call in ferryd::API_CALLS {
+    for call in calls {
         for verb in call.verbs {
             want.0
                 .insert((call.group.into(), call.resource.into(), verb.to_string()));
         }
     }
-    for url in ferryd::NON_RESOURCE_URLS {
+    for url in urls {
         want.1.insert((url.to_string(), "get".into()));
     }
+    want
+}
+
+#[test]
+fn cluster_role_grants_exactly_ferryds_api_calls() {
     for (file, objects) in checked_in() {
+        // The uninstall DaemonSet only removes ferry's condition from its
+        // Node; ferry's own DaemonSet makes every call ferryd makes.
+        let want = if file == ferry_deploy::UNINSTALL_FILE {
+            grants(ferryd::UNINSTALL_API_CALLS, &[])
+        } else {
+            grants(ferryd::API_CALLS, ferryd::NON_RESOURCE_URLS)
+        };
         let roles: Vec<_> = objects
             .iter()
             .filter_map(|o| match o {
@@ -182,12 +199,6 @@ fn cluster_role_grants_exactly_ferryds_api_calls() {
                 _ => None,
             })
             .collect();
-        if file == ferry_deploy::UNINSTALL_FILE {
-            assert!(roles.is_empty(), "uninstall needs no API access");
-            let spec = pod(daemonsets(&objects)[0]);
-            assert_eq!(spec.automount_service_account_token, Some(false));
-            continue;
-        }
         assert_eq!(roles.len(), 1, "{file}");
         let mut got: Grants = Default::default();
         for rule in roles[0].rules.iter().flatten() {
@@ -261,6 +272,20 @@ fn mounts_cover_every_path_ferryd_writes() {
         for ds in daemonsets(&objects) {
             let spec = pod(ds);
             for c in containers(spec).into_iter().filter(|c| runs_ferryd(c)) {
+                if c.name == "prepare" {
+                    // Only the host's bpf file system, Bidirectional: the
+                    // bpffs it mounts there is the host's.
+                    let mounts = c.volume_mounts.clone().unwrap_or_default();
+                    assert_eq!(mounts.len(), 1, "{file}: prepare mounts one thing");
+                    assert_eq!(mounts[0].mount_path, ferry_deploy::BPF_FS);
+                    assert_eq!(
+                        mounts[0].mount_propagation.as_deref(),
+                        Some("Bidirectional")
+                    );
+                    let host = volume(spec, &mounts[0].name).host_path.as_ref().unwrap();
+                    assert_eq!(host.path, ferry_deploy::BPF_FS, "{file}");
+                    continue;
+                }
                 let routing = effective(c, "routing").unwrap();
                 // Host paths: the plugin (on the host) and kubelet use them by
                 // the name ferryd writes into the conflist, so each must be the
@@ -289,15 +314,28 @@ fn mounts_cover_every_path_ferryd_writes() {
                 let host = volume(spec, &vol).host_path.as_ref().unwrap();
                 assert_eq!(host.path, ferry_deploy::BPF_FS, "{file}: {}", c.name);
                 assert!(!rest.is_empty(), "{file}: --bpf-dir is below the bpffs");
+                let (_, m) = c
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .map(|m| (m.name.clone(), m))
+                    .find(|(n, _)| *n == vol)
+                    .unwrap();
+                assert_eq!(
+                    m.mount_propagation.as_deref(),
+                    Some("HostToContainer"),
+                    "{file}: {}: sees a bpffs the host mounts later",
+                    c.name
+                );
                 if routing == "direct" {
                     assert!(effective(c, "frr-conf-dir").is_none());
                     continue;
                 }
-                // FRR's directories: shared with the FRR sidecar, same paths.
+                // FRR's directories: shared with the FRR container, same paths.
                 let frr = containers(spec)
                     .into_iter()
                     .find(|s| s.name == "frr")
-                    .expect("an FRR sidecar");
+                    .expect("an FRR container");
                 for long in ["frr-conf-dir", "frr-run-dir"] {
                     let path = effective(c, long).expect("FRR dirs are set");
                     let (vol, rest, ro) = mount_of(c, &path);
@@ -383,19 +421,28 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                 .collect();
             let main: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
             let want: (&[&str], &[&str]) = match file.as_str() {
-                "ferry.yaml" => (&["install"], &["ferryd"]),
+                "ferry.yaml" => (&["prepare", "install"], &["ferryd"]),
                 "ferry-uninstall.yaml" => (&["uninstall"], &["pause"]),
-                // FRR first: `ferryd install` configures it.
-                _ => (&["frr", "install"], &["ferryd"]),
+                // FRR beside ferryd, no init container configures it: it
+                // is not running before the containers start (1.20 has no
+                // native sidecars); `ferryd run` waits for it.
+                _ => (&["prepare"], &["ferryd", "frr"]),
             };
             assert_eq!((init.as_slice(), main.as_slice()), want, "{file}");
             for c in containers(spec) {
                 let sub = c.args.as_ref().and_then(|a| a.first()).map(String::as_str);
                 let sc = c.security_context.clone().unwrap_or_default();
-                assert_ne!(
-                    sc.privileged,
-                    Some(true),
-                    "{file}: {} is not privileged",
+                // Only `ferryd prepare`, a short init container, is
+                // privileged (to mount the bpffs and set forwarding).
+                assert_eq!(
+                    sc.privileged == Some(true),
+                    c.name == "prepare",
+                    "{file}: {} privileged",
+                    c.name
+                );
+                assert!(
+                    c.restart_policy.is_none(),
+                    "{file}: {}: no native sidecar",
                     c.name
                 );
                 assert!(c
@@ -404,8 +451,13 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                     .and_then(|r| r.limits.as_ref())
                     .is_some());
                 match c.name.as_str() {
-                    "frr" => assert_eq!(c.restart_policy.as_deref(), Some("Always")),
-                    "pause" => {}
+                    "frr" | "pause" => {}
+                    "prepare" => {
+                        assert!(init.contains(&"prepare"), "{file}: an init container");
+                        assert_eq!(sub, Some("prepare"));
+                        assert!(runs_ferryd(c));
+                        assert!(sc.capabilities.is_none(), "{file}: privileged is all");
+                    }
                     name => {
                         assert_eq!(sub, Some(if name == "ferryd" { "run" } else { name }));
                         let node = c.env.iter().flatten().find(|e| e.name == "NODE_NAME");
@@ -431,43 +483,5 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                 }
             }
         }
-    }
-}
-
-#[test]
-fn secrets_come_from_the_user_and_the_docs_say_how() {
-    // The install guide is the README's "Install on a cluster" section.
-    let doc = read("../README.md");
-    for (routing, (secret, key)) in [
-        (Routing::Ospf, ferry_deploy::OSPF_SECRET),
-        (Routing::Bgp, ferry_deploy::BGP_SECRET),
-    ] {
-        let m = ferry_deploy::install(routing, &Images::default());
-        let text = m.render();
-        let command =
-            format!("kubectl -n kube-system create secret generic {secret} --from-literal={key}=");
-        assert!(
-            text.contains(&command),
-            "{}: header shows {command}",
-            m.file
-        );
-        assert!(doc.contains(&command), "README shows {command}");
-        assert!(!text.contains("kind: Secret"));
-    }
-    for m in manifests(&Images::default()) {
-        assert!(
-            doc.contains(&format!("deploy/{}", m.file)),
-            "README names {}",
-            m.file
-        );
-    }
-    for needle in [
-        "ferryd status",
-        "rollout status",
-        "--target ferry-frr",
-        "buildah",
-        "/metrics",
-    ] {
-        assert!(doc.contains(needle), "README mentions {needle}");
     }
 }

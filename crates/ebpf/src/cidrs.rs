@@ -2,16 +2,13 @@
 //! with 8-byte keys, IPv6 with 20-byte keys: prefix length, then the
 //! network address), pinned as `cidrs_v1` and `cidrs6_v1`.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use ipnet::IpNet;
 
 use crate::error::EbpfError;
-use crate::fastpath::open_or_create;
-use crate::sys;
+use crate::map::{Map, MapShape, MAP_TYPE_LPM_TRIE};
 
-const MAP_TYPE_LPM_TRIE: u32 = 11;
 const BPF_F_NO_PREALLOC: u32 = 1;
 /// CIDRs per family the maps hold at most (one per node in practice).
 const MAX_CIDRS: u32 = 16384;
@@ -20,15 +17,16 @@ pub(crate) const PINS: [&str; 2] = ["cidrs_v1", "cidrs6_v1"];
 
 #[derive(Debug)]
 pub(crate) struct CidrMaps {
-    v4: OwnedFd,
-    v6: OwnedFd,
+    v4: Map,
+    v6: Map,
 }
 
-fn key_len(v6: bool) -> u32 {
-    if v6 {
-        20
-    } else {
-        8
+/// The maps' shape: an LPM trie with a 4-byte value.
+pub(crate) fn shape(v6: bool) -> MapShape {
+    MapShape {
+        map_type: MAP_TYPE_LPM_TRIE,
+        key_size: if v6 { 20 } else { 8 },
+        value_size: 4,
     }
 }
 
@@ -52,19 +50,11 @@ fn parse_key(k: &[u8]) -> Option<IpNet> {
 }
 
 impl CidrMaps {
-    /// Opens the pinned maps in `dir`, or makes and pins them.
+    /// Opens the pinned maps in `dir` (refusing ones of another shape), or
+    /// makes and pins them.
     pub(crate) fn open_or_create(dir: &Path) -> Result<CidrMaps, EbpfError> {
         let make = |pin: &str, v6: bool, name: &str| {
-            open_or_create(dir, pin, || {
-                sys::map_create(
-                    MAP_TYPE_LPM_TRIE,
-                    key_len(v6),
-                    4,
-                    MAX_CIDRS,
-                    BPF_F_NO_PREALLOC,
-                    name,
-                )
-            })
+            Map::open_or_create(dir, pin, shape(v6), MAX_CIDRS, BPF_F_NO_PREALLOC, name)
         };
         Ok(CidrMaps {
             v4: make(PINS[0], false, "ferry_cidrs")?,
@@ -73,10 +63,10 @@ impl CidrMaps {
     }
 
     pub(crate) fn fds(&self) -> (i32, i32) {
-        (self.v4.as_raw_fd(), self.v6.as_raw_fd())
+        (self.v4.raw_fd(), self.v6.raw_fd())
     }
 
-    fn map(&self, net: &IpNet) -> &OwnedFd {
+    fn map(&self, net: &IpNet) -> &Map {
         match net {
             IpNet::V4(_) => &self.v4,
             IpNet::V6(_) => &self.v6,
@@ -89,13 +79,11 @@ impl CidrMaps {
         let have = self.list()?;
         let mut changed = false;
         for net in have.iter().filter(|n| !want.contains(n)) {
-            sys::map_delete(self.map(net).as_fd(), &lpm_key(net))
-                .map_err(EbpfError::sys("BPF_MAP_DELETE_ELEM"))?;
+            self.map(net).delete(&lpm_key(net))?;
             changed = true;
         }
         for net in want.iter().filter(|n| !have.contains(n)) {
-            sys::map_update(self.map(net).as_fd(), &lpm_key(net), &1u32.to_ne_bytes())
-                .map_err(EbpfError::sys("BPF_MAP_UPDATE_ELEM"))?;
+            self.map(net).update(&lpm_key(net), &1u32.to_ne_bytes())?;
             changed = true;
         }
         Ok(changed)
@@ -104,15 +92,8 @@ impl CidrMaps {
     /// Both maps' CIDRs, sorted.
     pub(crate) fn list(&self) -> Result<Vec<IpNet>, EbpfError> {
         let mut out = Vec::new();
-        for (map, v6) in [(&self.v4, false), (&self.v6, true)] {
-            let mut key = vec![0u8; key_len(v6) as usize];
-            let mut prev: Option<Vec<u8>> = None;
-            while sys::map_next_key(map.as_fd(), prev.as_deref(), &mut key)
-                .map_err(EbpfError::sys("BPF_MAP_GET_NEXT_KEY"))?
-            {
-                out.extend(parse_key(&key));
-                prev = Some(key.clone());
-            }
+        for map in [&self.v4, &self.v6] {
+            out.extend(map.keys()?.iter().filter_map(|k| parse_key(k)));
         }
         out.sort();
         Ok(out)

@@ -2,6 +2,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::btf::BtfError;
+use crate::map::MapShape;
 
 /// Errors of the fast path's loading, pinning and maps.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,30 @@ pub enum EbpfError {
 
     #[error("{op}: {source}")]
     Sys { op: &'static str, source: io::Error },
+
+    /// What is pinned at `path` is not the map ferry made there (another
+    /// ferry version's layout, or something else entirely): ferry refuses
+    /// to read or write it, since the kernel would size every key and
+    /// value by that map, not by ferry's buffers.
+    #[error(
+        "{} is {found}, not the {want} ferry uses: remove it or point ferry at another pin directory",
+        .path.display()
+    )]
+    MapMismatch {
+        path: PathBuf,
+        want: MapShape,
+        found: String,
+    },
 }
 
 impl EbpfError {
+    /// A pinned map of the wrong type or key or value size
+    /// ([`EbpfError::MapMismatch`]): a configuration error (CNI code 7 in
+    /// the plugin), not a kernel failure.
+    pub fn is_map_mismatch(&self) -> bool {
+        matches!(self, EbpfError::MapMismatch { .. })
+    }
+
     pub(crate) fn sys(op: &'static str) -> impl FnOnce(io::Error) -> EbpfError {
         move |source| EbpfError::Sys { op, source }
     }

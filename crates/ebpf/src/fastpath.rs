@@ -9,7 +9,7 @@
 //! keeps the counters and the CIDRs. A new map layout takes a new name.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -17,16 +17,27 @@ use ipnet::IpNet;
 use crate::cidrs::{self, CidrMaps};
 
 use crate::error::EbpfError;
+use crate::map::{Map, MapShape, MAP_TYPE_HASH, MAP_TYPE_PERCPU_ARRAY};
 use crate::program::{self, Refs, STATS};
-use crate::{btf, sys};
+use crate::{kfuncs, sys};
 
 const PROG_TYPE_SCHED_CLS: u32 = 3;
-const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 
 /// The pinned program's file name in the pin directory.
 pub const PROG_PIN: &str = "prog";
 const PODS_PIN: &str = "pods_v1";
-const MAP_TYPE_HASH: u32 = 1;
+/// ifindex → 1.
+const PODS: MapShape = MapShape {
+    map_type: MAP_TYPE_HASH,
+    key_size: 4,
+    value_size: 4,
+};
+/// Counter index → per-CPU u64.
+const STATS_SHAPE: MapShape = MapShape {
+    map_type: MAP_TYPE_PERCPU_ARRAY,
+    key_size: 4,
+    value_size: 8,
+};
 /// Pods per node the map holds at most (kubelet's default limit is 110).
 const MAX_PODS: u32 = 65536;
 const STATS_PIN: &str = "stats_v1";
@@ -47,66 +58,38 @@ pub struct FastPath {
     prog: OwnedFd,
     cidrs: CidrMaps,
     pods: PodIfaces,
-    stats: OwnedFd,
+    stats: Map,
 }
 
 /// The map of pods' host veths: the plugin adds each new one, removes it
 /// at DEL; ferryd's resync drops entries of interfaces that are gone.
 #[derive(Debug)]
-pub struct PodIfaces(OwnedFd);
+pub struct PodIfaces(Map);
 
 impl PodIfaces {
-    /// Opens the pinned map in `dir`; `Ok(None)` when there is none.
+    /// Opens the pinned map in `dir`; `Ok(None)` when there is none, and
+    /// [`EbpfError::MapMismatch`] when what is pinned there is not this
+    /// map (see [`EbpfError::is_map_mismatch`]).
     pub fn open(dir: &Path) -> Result<Option<PodIfaces>, EbpfError> {
-        let path = dir.join(PODS_PIN);
-        match sys::obj_get(&path) {
-            Ok(fd) => Ok(Some(PodIfaces(fd))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(EbpfError::pin("open", path)(e)),
-        }
+        Ok(Map::open(&dir.join(PODS_PIN), PODS)?.map(PodIfaces))
     }
 
     pub fn insert(&self, ifindex: u32) -> Result<(), EbpfError> {
-        sys::map_update(self.0.as_fd(), &ifindex.to_ne_bytes(), &1u32.to_ne_bytes())
-            .map_err(EbpfError::sys("BPF_MAP_UPDATE_ELEM"))
+        self.0.update(&ifindex.to_ne_bytes(), &1u32.to_ne_bytes())
     }
 
     /// `Ok(false)` when it was not there.
     pub fn remove(&self, ifindex: u32) -> Result<bool, EbpfError> {
-        sys::map_delete(self.0.as_fd(), &ifindex.to_ne_bytes())
-            .map_err(EbpfError::sys("BPF_MAP_DELETE_ELEM"))
+        self.0.delete(&ifindex.to_ne_bytes())
     }
 
     /// Every ifindex in the map, sorted.
     pub fn list(&self) -> Result<Vec<u32>, EbpfError> {
-        let mut out = Vec::new();
-        let mut key = [0u8; 4];
-        let mut prev: Option<[u8; 4]> = None;
-        while sys::map_next_key(self.0.as_fd(), prev.as_ref().map(|k| &k[..]), &mut key)
-            .map_err(EbpfError::sys("BPF_MAP_GET_NEXT_KEY"))?
-        {
-            out.push(u32::from_ne_bytes(key));
-            prev = Some(key);
-        }
+        let mut out: Vec<u32> = (self.0.keys()?.iter())
+            .filter_map(|k| Some(u32::from_ne_bytes(k.as_slice().try_into().ok()?)))
+            .collect();
         out.sort_unstable();
         Ok(out)
-    }
-}
-
-pub(crate) fn open_or_create(
-    dir: &Path,
-    name: &str,
-    create: impl FnOnce() -> io::Result<OwnedFd>,
-) -> Result<OwnedFd, EbpfError> {
-    let path = dir.join(name);
-    match sys::obj_get(&path) {
-        Ok(fd) => Ok(fd),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let fd = create().map_err(EbpfError::sys("BPF_MAP_CREATE"))?;
-            sys::obj_pin(fd.as_fd(), &path).map_err(EbpfError::pin("pin", path))?;
-            Ok(fd)
-        }
-        Err(e) => Err(EbpfError::pin("open", path)(e)),
     }
 }
 
@@ -115,36 +98,25 @@ impl FastPath {
     /// pinning new ones) and pins it as `dir/prog`, replacing an older one
     /// atomically. `dir` must be on a bpf file system; it is created.
     pub fn load(dir: &Path) -> Result<FastPath, EbpfError> {
-        let ids = btf::kernel_func_ids(&["bpf_skb_ct_lookup", "bpf_ct_release"])?;
-        let (Some(ct_lookup), Some(ct_release)) = (ids[0], ids[1]) else {
-            return Err(EbpfError::Unsupported(
-                "the conntrack kfuncs (bpf_skb_ct_lookup, bpf_ct_release) are not in vmlinux BTF \
-                 (nf_conntrack built as a module, or a kernel older than 6.1)"
-                    .into(),
-            ));
-        };
+        // The module BTF fds in `_module_btfs` stay open until the load.
+        let (kfuncs, fd_array, _module_btfs) = kfuncs::resolve()?;
         std::fs::create_dir_all(dir).map_err(EbpfError::pin("create", dir.to_path_buf()))?;
         let cidrs = CidrMaps::open_or_create(dir)?;
-        let pods = open_or_create(dir, PODS_PIN, || {
-            sys::map_create(MAP_TYPE_HASH, 4, 4, MAX_PODS, 0, "ferry_pods")
-        })?;
-        let stats = open_or_create(dir, STATS_PIN, || {
-            sys::map_create(MAP_TYPE_PERCPU_ARRAY, 4, 8, STATS, 0, "ferry_stats")
-        })?;
+        let pods = Map::open_or_create(dir, PODS_PIN, PODS, MAX_PODS, 0, "ferry_pods")?;
+        let stats = Map::open_or_create(dir, STATS_PIN, STATS_SHAPE, STATS, 0, "ferry_stats")?;
         let insns = program::fast_path(&Refs {
             cidrs_map: cidrs.fds().0,
             cidrs6_map: cidrs.fds().1,
-            stats_map: stats.as_raw_fd(),
-            pod_ifaces_map: pods.as_raw_fd(),
-            ct_lookup,
-            ct_release,
+            stats_map: stats.raw_fd(),
+            pod_ifaces_map: pods.raw_fd(),
+            ct_lookup: kfuncs[0],
+            ct_release: kfuncs[1],
         });
-        let prog = sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", PROG_NAME).map_err(
-            |(source, log)| EbpfError::Load {
+        let prog = sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", PROG_NAME, &fd_array)
+            .map_err(|(source, log)| EbpfError::Load {
                 source,
                 log: tail(&log, 20),
-            },
-        )?;
+            })?;
         let tmp = dir.join(format!("{PROG_PIN}_new_{}", std::process::id())); // bpffs refuses dots
         let _ = std::fs::remove_file(&tmp);
         sys::obj_pin(prog.as_fd(), &tmp).map_err(EbpfError::pin("pin", tmp.clone()))?;
@@ -188,28 +160,27 @@ impl FastPath {
 
     /// The counters, summed over CPUs.
     pub fn stats(&self) -> Result<Stats, EbpfError> {
-        read_stats(self.stats.as_fd())
+        read_stats(&self.stats)
     }
 }
 
 /// The counters of the fast path pinned in `dir`; `Ok(None)` without one.
+/// [`EbpfError::MapMismatch`] when what is pinned there is not ferry's map.
 pub fn pinned_stats(dir: &Path) -> Result<Option<Stats>, EbpfError> {
-    let path = dir.join(STATS_PIN);
-    match sys::obj_get(&path) {
-        Ok(fd) => read_stats(fd.as_fd()).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(EbpfError::pin("open", path)(e)),
+    match Map::open(&dir.join(STATS_PIN), STATS_SHAPE)? {
+        Some(map) => read_stats(&map).map(Some),
+        None => Ok(None),
     }
 }
 
-fn read_stats(map: BorrowedFd<'_>) -> Result<Stats, EbpfError> {
+fn read_stats(map: &Map) -> Result<Stats, EbpfError> {
     let cpus = possible_cpus().map_err(EbpfError::sys("read /sys/devices/system/cpu/possible"))?;
     let mut sum = [0u64; STATS as usize];
-    let mut buf = vec![0u8; 8 * cpus];
     for (i, total) in sum.iter_mut().enumerate() {
-        sys::map_lookup(map, &(i as u32).to_ne_bytes(), &mut buf)
-            .map_err(EbpfError::sys("BPF_MAP_LOOKUP_ELEM"))?;
-        *total = buf
+        let value = map
+            .lookup(&(i as u32).to_ne_bytes(), cpus)?
+            .unwrap_or_default();
+        *total = value
             .chunks_exact(8)
             .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
             .sum();
@@ -315,6 +286,43 @@ fn tail(log: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The program with both kfunc calls naming `fd_array[1]`, loaded
+    /// with `fd_array`: the verifier's answer.
+    fn load_with_module_calls(fd_array: &[i32]) -> String {
+        let (refs, _, _) = kfuncs::resolve().unwrap();
+        let map = |t, k, v| sys::map_create(t, k, v, 4, 0, "t").unwrap();
+        let lpm = |k| sys::map_create(11, k, 4, 4, 1, "t").unwrap();
+        let (v4, v6) = (lpm(8), lpm(20));
+        let (pods, stats) = (map(MAP_TYPE_HASH, 4, 4), map(MAP_TYPE_PERCPU_ARRAY, 4, 8));
+        let insns = program::fast_path(&Refs {
+            cidrs_map: v4.as_raw_fd(),
+            cidrs6_map: v6.as_raw_fd(),
+            stats_map: stats.as_raw_fd(),
+            pod_ifaces_map: pods.as_raw_fd(),
+            ct_lookup: (refs[0].0, 1),
+            ct_release: (refs[1].0, 1),
+        });
+        match sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", "t", fd_array) {
+            Ok(_) => "loaded".into(),
+            Err((e, log)) => format!("{e}: {log}"),
+        }
+    }
+
+    #[test]
+    fn module_kfunc_calls_reach_the_kernel_through_fd_array() {
+        // No module BTF here (nf_conntrack is built in), but the kernel
+        // shows it reads the call's `off` as an index into the fd_array
+        // passed: without one it says so; with vmlinux's BTF fd at that
+        // index it looks that fd up and refuses it for not being a
+        // module's.
+        let without = load_with_module_calls(&[]);
+        assert!(without.contains("without fd_array"), "{without}");
+        let vmlinux = crate::btf::module_fd("vmlinux").unwrap();
+        let with = load_with_module_calls(&[0, vmlinux.as_raw_fd()]);
+        assert!(with.contains("not a module BTF"), "{with}");
+    }
 
     #[test]
     fn cpu_lists() {

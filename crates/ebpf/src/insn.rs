@@ -166,13 +166,15 @@ impl Asm {
     pub fn call(&mut self, id: i32) -> &mut Asm {
         self.push(encode(JMP | JMP_CALL, R0, R0, 0, id))
     }
-    /// Calls the kernel function with BTF id `btf_id` in vmlinux.
-    pub fn call_kfunc(&mut self, btf_id: u32) -> &mut Asm {
+    /// Calls the kernel function with BTF id `btf_id`: in vmlinux when
+    /// `btf_fd_index` is 0, else in the module whose BTF fd is at that
+    /// index of the `fd_array` the program is loaded with.
+    pub fn call_kfunc(&mut self, btf_id: u32, btf_fd_index: i16) -> &mut Asm {
         self.push(encode(
             JMP | JMP_CALL,
             R0,
             Reg(PSEUDO_KFUNC_CALL),
-            0,
+            btf_fd_index,
             btf_id as i32,
         ))
     }
@@ -261,11 +263,13 @@ mod tests {
     #[test]
     fn map_loads_and_kfunc_calls() {
         let mut a = Asm::new();
-        a.load_map(R1, 7).call_kfunc(1234);
+        a.load_map(R1, 7).call_kfunc(1234, 0).call_kfunc(0x12345, 1);
         let p = a.finish();
         assert_eq!(bytes(p[0]), [0x18, 0x11, 0, 0, 7, 0, 0, 0]);
         assert_eq!(p[1], 0);
         assert_eq!(bytes(p[2]), [0x85, 0x20, 0, 0, 0xd2, 0x04, 0, 0]);
+        // A module's kfunc: `off` is its BTF fd's index in fd_array.
+        assert_eq!(bytes(p[3]), [0x85, 0x20, 1, 0, 0x45, 0x23, 1, 0]);
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod cidrs;
 mod error;
 mod fastpath;
 pub mod insn;
+pub mod kfuncs;
+mod map;
 pub mod program;
 mod sys;
 
@@ -23,3 +25,4 @@ pub use fastpath::{
     ensure_bpffs, open_prog, pinned_stats, prog_id, unpin, FastPath, PodIfaces, Stats, PROG_NAME,
     PROG_PIN,
 };
+pub use map::MapShape;

@@ -22,6 +22,8 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_OBJ_PIN: libc::c_int = 6;
 const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_BTF_GET_FD_BY_ID: libc::c_int = 19;
+const BPF_BTF_GET_NEXT_ID: libc::c_int = 23;
 
 /// Room for every attribute block used here (the kernel accepts a shorter
 /// one than its own `union bpf_attr` as long as the tail it lacks is zero).
@@ -39,6 +41,9 @@ impl Attr {
     fn u32(&mut self, off: usize, v: u32) -> &mut Attr {
         self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
         self
+    }
+    fn get_u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes(self.0[off..off + 4].try_into().expect("4 bytes"))
     }
     fn u64(&mut self, off: usize, v: u64) -> &mut Attr {
         self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
@@ -64,8 +69,10 @@ fn call(cmd: libc::c_int, attr: &mut Attr) -> io::Result<libc::c_long> {
     loop {
         // SAFETY: `attr` is a valid, writable, ATTR_LEN-byte block that
         // outlives the call; the pointers stored in it (instructions,
-        // license, log buffer, keys, values, paths, info structs) were taken
-        // from borrows the caller holds across this call.
+        // license, log buffer, fd array, keys, values, paths, info structs
+        // and the name buffer an info struct points to) were taken from
+        // borrows the caller holds across this call, and every length
+        // stored beside a buffer is that buffer's own length.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -163,11 +170,15 @@ pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) ->
 }
 
 /// `BPF_PROG_LOAD`. On failure the verifier's log comes with the error.
+/// `fd_array` holds the BTF fds of the modules whose kfuncs the program
+/// calls (a call's `off` indexes it; entry 0 is never used, as `off` 0
+/// means vmlinux); empty when all kfuncs are in vmlinux.
 pub fn prog_load(
     prog_type: u32,
     insns: &[u64],
     license: &str,
     name: &str,
+    fd_array: &[i32],
 ) -> Result<OwnedFd, (io::Error, String)> {
     let license = CString::new(license).map_err(|e| (io::Error::other(e), String::new()))?;
     let mut log = vec![0u8; 1 << 20];
@@ -180,6 +191,9 @@ pub fn prog_load(
         .u32(28, log.len() as u32)
         .ptr(32, log.as_mut_ptr())
         .name(48, name);
+    if !fd_array.is_empty() {
+        a.ptr(120, fd_array.as_ptr()); // fd_array
+    }
     new_fd(BPF_PROG_LOAD, &mut a).map_err(|e| {
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         (e, String::from_utf8_lossy(&log[..end]).into_owned())
@@ -219,4 +233,83 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(u32, [u8; 8])> {
     let id = u32::from_ne_bytes(info[4..8].try_into().expect("4 bytes"));
     let tag = info[8..16].try_into().expect("8 bytes");
     Ok((id, tag))
+}
+
+/// What the kernel says about a map (the leading fields of
+/// `struct bpf_map_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapInfo {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a map. The kernel fills at most the
+/// `info_len` given and says how much it filled; fewer bytes than the
+/// fields read here is an error rather than a zero read as a size.
+pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
+    // struct bpf_map_info: type @0, id @4, key_size @8, value_size @12,
+    // max_entries @16, map_flags @20, name[16] @24.
+    let mut info = [0u8; 40];
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(fd))
+        .u32(4, info.len() as u32)
+        .ptr(8, info.as_mut_ptr());
+    call(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    let filled = a.get_u32(4) as usize;
+    if filled < 20 {
+        return Err(io::Error::other(format!(
+            "the kernel described the map in {filled} bytes"
+        )));
+    }
+    let at = |off: usize| u32::from_ne_bytes(info[off..off + 4].try_into().expect("4 bytes"));
+    Ok(MapInfo {
+        map_type: at(0),
+        key_size: at(8),
+        value_size: at(12),
+        max_entries: at(16),
+    })
+}
+
+/// `BPF_BTF_GET_NEXT_ID`: the id of the loaded BTF object after `start`
+/// (vmlinux's and each module's among them), `Ok(None)` after the last.
+pub fn btf_next_id(start: u32) -> io::Result<Option<u32>> {
+    let mut a = Attr::new();
+    a.u32(0, start);
+    match call(BPF_BTF_GET_NEXT_ID, &mut a) {
+        Ok(_) => Ok(Some(a.get_u32(4))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_BTF_GET_FD_BY_ID`.
+pub fn btf_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    new_fd(BPF_BTF_GET_FD_BY_ID, &mut a)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a BTF object: its name (a module's name,
+/// `vmlinux`, or empty for a program's BTF) and whether it is the kernel's.
+pub fn btf_name(fd: BorrowedFd<'_>) -> io::Result<(String, bool)> {
+    // struct bpf_btf_info: btf @0, btf_size @8, id @12, name @16,
+    // name_len @24, kernel_btf @28. Module names are at most 56 bytes
+    // (MODULE_NAME_LEN); the kernel writes at most name_len of them.
+    let mut name = [0u8; 64];
+    let mut info = [0u8; 32];
+    info[16..24].copy_from_slice(&(name.as_mut_ptr() as usize as u64).to_ne_bytes());
+    info[24..28].copy_from_slice(&(name.len() as u32).to_ne_bytes());
+    let mut a = Attr::new();
+    a.u32(0, fd_u32(fd))
+        .u32(4, info.len() as u32)
+        .ptr(8, info.as_mut_ptr());
+    call(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    if (a.get_u32(4) as usize) < 32 {
+        return Ok((String::new(), false)); // a kernel without names
+    }
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let kernel = u32::from_ne_bytes(info[28..32].try_into().expect("4 bytes")) != 0;
+    Ok((String::from_utf8_lossy(&name[..end]).into_owned(), kernel))
 }

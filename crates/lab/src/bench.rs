@@ -246,6 +246,7 @@ fn bench_lab(
             pods_per_node: 1,
             dual_stack,
             fast_path,
+            kubernetes: None,
         },
     )?;
     Ok((guard, lab))

@@ -46,6 +46,10 @@ fn lab_processes(cfg: &LabConfig) -> Vec<i32> {
 pub fn down(cfg: &LabConfig) -> Result<Removed> {
     crate::topo::check_prefix(&cfg.prefix).map_err(LabError::Invalid)?;
     let mut removed = Removed::default();
+    // A real cluster's pods, daemons, cgroups and files first (found by
+    // the prefix, so also without a state file).
+    let kube = crate::kube::down(cfg)?;
+    removed.processes += kube.processes;
     if let Ok(state) = State::load(cfg) {
         let agents: Vec<procs::Proc> = state.nodes.iter().filter_map(|n| n.ferryd).collect();
         for p in &agents {
@@ -173,5 +177,6 @@ pub fn leftovers(cfg: &LabConfig) -> Vec<String> {
     if Path::new(&cfg.state_dir).exists() {
         out.push(format!("dir {}", cfg.state_dir.display()));
     }
+    out.extend(crate::kube::leftovers(cfg));
     out
 }

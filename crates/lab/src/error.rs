@@ -47,6 +47,8 @@ pub enum LabError {
     },
     #[error("scenario {scenario}: {detail}")]
     Scenario { scenario: String, detail: String },
+    #[error("kubernetes: {0}")]
+    Cluster(#[from] ferry_cluster::ClusterError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -22,6 +22,8 @@ pub struct UpOptions {
     pub dual_stack: bool,
     /// ferryd's eBPF fast path (`--fast-path`).
     pub fast_path: bool,
+    /// A real Kubernetes instead of the test API server (see [`crate::kube`]).
+    pub kubernetes: Option<crate::kube::KubeOptions>,
 }
 
 impl Default for UpOptions {
@@ -33,6 +35,7 @@ impl Default for UpOptions {
             pods_per_node: 1,
             dual_stack: false,
             fast_path: true,
+            kubernetes: None,
         }
     }
 }
@@ -55,6 +58,9 @@ impl Lab {
                 "--nodes: 1..={}",
                 topo::MAX_NODES
             )));
+        }
+        if opts.kubernetes.is_some() {
+            crate::kube::validate(opts.routing, opts.dual_stack)?;
         }
         if cfg.state_file().exists() {
             return Err(LabError::AlreadyUp {
@@ -79,6 +85,7 @@ impl Lab {
                 next_pod: 1,
                 converged_s: None,
                 cni_version,
+                kubernetes: opts.kubernetes.is_some(),
             },
             cfg,
             started: Instant::now(),
@@ -92,6 +99,24 @@ impl Lab {
             down::down(&lab.cfg)?;
         }
         lab.save()?;
+        if let Some(k) = &opts.kubernetes {
+            let (started, quiet) = (lab.started, lab.cfg.quiet);
+            let say = move |m: &str| {
+                if !quiet {
+                    eprintln!("[{:6.2}s] {m}", started.elapsed().as_secs_f64());
+                }
+            };
+            let k = k.clone();
+            crate::kube::up(
+                &lab.cfg,
+                &mut lab.state,
+                opts.nodes,
+                opts.pods_per_node,
+                &k,
+                &say,
+            )?;
+            return Ok(lab);
+        }
         let bpf = lab.cfg.bpf_dir();
         std::fs::create_dir_all(&bpf)
             .map_err(|e| LabError::Invalid(format!("{}: {e}", bpf.display())))?;

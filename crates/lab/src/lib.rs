@@ -33,6 +33,7 @@ pub mod check;
 pub mod down;
 pub mod error;
 pub mod frr;
+pub mod kube;
 pub mod lab;
 pub mod net;
 pub mod pods;

@@ -53,6 +53,59 @@ enum Cmd {
         /// stack only).
         #[arg(long)]
         no_fast_path: bool,
+        /// A real Kubernetes (v1.20.2, scripts/kubernetes.sh) instead of
+        /// the test API server: control plane in the router, containerd +
+        /// kubelet + kube-proxy per node, ferry installed with `kubectl
+        /// apply`, toolbox pods spread over the nodes.
+        #[arg(long)]
+        kubernetes: bool,
+        /// With --kubernetes: the manifest to apply (default: deploy/'s
+        /// file for the routing mode).
+        #[arg(long, requires = "kubernetes")]
+        manifest: Option<PathBuf>,
+        /// With --kubernetes: where the statically linked ferryd, ferry
+        /// and ferry-ipam for the image are (default:
+        /// target/x86_64-unknown-linux-gnu/release).
+        #[arg(long, requires = "kubernetes", env = "FERRY_LAB_IMAGE_BIN_DIR")]
+        image_bin_dir: Option<PathBuf>,
+    },
+    /// On a --kubernetes lab: pod startup (create → Ready) of PODS pods
+    /// spread over the nodes, ferry against ptp + host-local under the
+    /// same kubelets, rounds alternating; medians, p99 and ratios.
+    PodStartup {
+        #[arg(long, default_value_t = 60)]
+        pods: usize,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
+    /// Print the path of the admin kubeconfig of a --kubernetes lab
+    /// (`KUBECONFIG=$(ferry-lab kubeconfig) kubectl get nodes`).
+    Kubeconfig,
+    /// (internal) the host's forwarder to a --kubernetes lab's API server.
+    #[command(hide = true)]
+    KubeForward {
+        netns: PathBuf,
+        to: String,
+        port_file: PathBuf,
+    },
+    /// Kubernetes' own e2e tests (e2e.test v1.20.2) against a
+    /// --kubernetes lab: JUnit report and log under one directory, ginkgo's
+    /// summary printed, non-zero exit on any failure.
+    Conformance {
+        /// network, netpol (fails until ferry enforces NetworkPolicy), ci
+        /// (Granular Checks + Services) or all (network, then netpol).
+        #[arg(long, default_value = "network")]
+        suite: String,
+        /// Only the cases matching this regex (replaces the suite's focus).
+        #[arg(long)]
+        focus: Option<String>,
+        /// Also skip the cases matching this regex.
+        #[arg(long)]
+        skip: Option<String>,
+        /// Results directory (default:
+        /// /var/tmp/ferry-conformance/<prefix>/<suite>-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Every pod↔pod, pod↔node and pod→internet (masqueraded) probe.
     Check,
@@ -61,7 +114,8 @@ enum Cmd {
     /// Run a scenario (or `all` that apply to the lab's routing mode).
     Scenario {
         /// node-join, node-leave, pod-churn, agent-restart, frr-restart,
-        /// api-outage, or all.
+        /// api-outage, or all; on a --kubernetes lab: upgrade,
+        /// node-restart, pod-churn, or all.
         name: String,
     },
     /// Throughput ratio, convergence and new-pod reachability per mode
@@ -115,7 +169,15 @@ fn run(cli: Cli) -> Result<()> {
             pods_per_node,
             dual_stack,
             no_fast_path,
+            kubernetes,
+            manifest,
+            image_bin_dir,
         } => {
+            let kubernetes = kubernetes.then(|| ferry_lab::kube::KubeOptions {
+                manifest: manifest.unwrap_or_else(|| ferry_lab::kube::default_manifest(routing)),
+                image_bin_dir: image_bin_dir
+                    .unwrap_or_else(|| ferry_lab::kube::default_image_bin_dir(&cfg.bin_dir)),
+            });
             let opts = UpOptions {
                 fast_path: !no_fast_path,
                 routing,
@@ -123,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
                 nodes,
                 pods_per_node,
                 dual_stack,
+                kubernetes,
             };
             let lab = match Lab::up(cfg, &opts) {
                 Ok(lab) => lab,
@@ -135,6 +198,60 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             print!("{}", lab.table());
+        }
+        Cmd::Check if Lab::load(cfg.clone())?.state.kubernetes => {
+            let report = ferry_lab::kube::check(&cfg)?;
+            for p in report
+                .probes
+                .iter()
+                .filter(|p| p.kind.starts_with("pod→internet"))
+            {
+                println!("  {}: {}", p.what, p.detail);
+            }
+            let summary = report.summary();
+            report.into_result()?;
+            println!("check: {summary}");
+        }
+        Cmd::PodStartup { pods, rounds } => {
+            if !Lab::load(cfg.clone())?.state.kubernetes {
+                bail!("pod-startup needs a lab made with `up --kubernetes`");
+            }
+            ferry_lab::kube::pod_startup(&cfg, pods, rounds, &mut |l| println!("{l}"))?;
+        }
+        Cmd::Kubeconfig => {
+            let lab = Lab::load(cfg.clone())?;
+            if !lab.state.kubernetes {
+                bail!(
+                    "the lab for prefix {} runs the test API server: {}",
+                    cfg.prefix,
+                    cfg.kubeconfig().display()
+                );
+            }
+            println!(
+                "{}",
+                ferry_lab::kube::cluster_paths(&cfg)
+                    .admin_kubeconfig()
+                    .display()
+            );
+        }
+        Cmd::Conformance {
+            suite,
+            focus,
+            skip,
+            out,
+        } => {
+            let lab = Lab::load(cfg.clone())?;
+            if !lab.state.kubernetes {
+                bail!("conformance needs a lab made with `up --kubernetes`");
+            }
+            conformance(&cfg, &suite, focus, skip, out)?;
+        }
+        Cmd::KubeForward {
+            netns,
+            to,
+            port_file,
+        } => {
+            ferry_cluster::cluster::forwarder_main(&netns, &to, &port_file)?;
         }
         Cmd::Check => {
             let lab = Lab::load(cfg)?;
@@ -149,6 +266,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("check: {}", report.summary());
         }
         Cmd::Status => print!("{}", Lab::load(cfg)?.table()),
+        Cmd::Scenario { name } if Lab::load(cfg.clone())?.state.kubernetes => {
+            for l in ferry_lab::kube::scenario(&cfg, &name)? {
+                println!("{l}");
+            }
+        }
         Cmd::Scenario { name } => {
             let mut lab = Lab::load(cfg)?;
             let list: Vec<Scenario> = if name == "all" {
@@ -204,6 +326,51 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("nothing left of lab {}", cfg.prefix);
         }
+    }
+    Ok(())
+}
+
+/// Runs the suites one after the other; fails if any case failed.
+fn conformance(
+    cfg: &LabConfig,
+    suite: &str,
+    focus: Option<String>,
+    skip: Option<String>,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    use ferry_cluster::conformance::{self as conf, Suite};
+    let suites: Vec<Suite> = match suite {
+        "all" => vec![Suite::Network, Suite::Netpol],
+        s => vec![s.parse().map_err(anyhow::Error::msg)?],
+    };
+    let cluster = ferry_cluster::Cluster::load(ferry_lab::kube::cluster_paths(cfg))?;
+    let mut failed = vec![];
+    for s in suites {
+        let opts = conf::Options {
+            suite: s,
+            focus: focus.clone(),
+            skip: skip.clone(),
+            out: out.as_ref().map(|o| {
+                if suite == "all" {
+                    o.join(s.name())
+                } else {
+                    o.clone()
+                }
+            }),
+            internet: conf::Internet {
+                netns: ferry_lab::topo::fixed(&cfg.prefix).internet,
+                ip: ferry_lab::topo::INTERNET_HOST_V4.into(),
+            },
+        };
+        let o = conf::run_suite(&cluster, &opts, &mut |l| println!("{l}"))?;
+        println!("{}", o.report());
+        println!("results: {}", o.dir.display());
+        if !o.ok {
+            failed.push(s.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("conformance: failures in {}", failed.join(", "));
     }
     Ok(())
 }

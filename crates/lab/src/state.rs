@@ -141,6 +141,9 @@ pub struct State {
     /// ferryd's `--fast-path`.
     #[serde(default = "yes")]
     pub fast_path: bool,
+    /// A real Kubernetes runs the lab (`up --kubernetes`, crate ferry-cluster).
+    #[serde(default)]
+    pub kubernetes: bool,
 }
 
 fn yes() -> bool {
@@ -221,6 +224,7 @@ mod tests {
             converged_s: Some(1.5),
             cni_version: "1.0.0".into(),
             fast_path: true,
+            kubernetes: false,
         };
         s.save(&cfg).unwrap();
         let back = State::load(&cfg).unwrap();

@@ -202,6 +202,7 @@ mod tests {
             converged_s: None,
             cni_version: "1.0.0".into(),
             fast_path: true,
+            kubernetes: false,
         };
         let t0 = vec![
             route("10.244.0.5/32", None, Some("veth"), "200"),

@@ -75,6 +75,20 @@ impl NetlinkError {
         matches!(self.errno(), Some(libc::EPERM) | Some(libc::EACCES))
     }
 
+    /// The engine's error, with the operation and its object.
+    pub(crate) fn from_engine(
+        op: &'static str,
+        target: &Target,
+        e: crate::engine::EngineError,
+    ) -> Self {
+        use crate::engine::EngineError;
+        match e {
+            EngineError::Socket { op, source } => NetlinkError::Socket { op, source },
+            EngineError::Kernel { errno, message } => Self::kernel(op, target, errno, message),
+            EngineError::Protocol(reason) => Self::protocol(op, target, reason),
+        }
+    }
+
     pub(crate) fn kernel(
         op: &'static str,
         target: &Target,
@@ -113,6 +127,7 @@ pub(crate) enum Target {
     Veth { name: String, peer: String },
     Addr { index: u32, addr: ipnet::IpNet },
     Route { dst: ipnet::IpNet, table: u32 },
+    Neigh { index: u32, ip: std::net::IpAddr },
     Dump(&'static str),
 }
 
@@ -124,6 +139,7 @@ impl fmt::Display for Target {
             Target::Veth { name, peer } => write!(f, "veth {name:?} (peer {peer:?})"),
             Target::Addr { index, addr } => write!(f, "address {addr} on ifindex {index}"),
             Target::Route { dst, table } => write!(f, "route {dst} table {table}"),
+            Target::Neigh { index, ip } => write!(f, "neighbour {ip} on ifindex {index}"),
             Target::Dump(what) => write!(f, "dump of {what}"),
         }
     }

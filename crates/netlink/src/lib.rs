@@ -5,6 +5,10 @@
 //! `ferry_netns::NetNs::run`. Every request is acknowledged (`NLM_F_ACK`), so
 //! each call is exactly one round trip (dumps: one request, streamed replies).
 //!
+//! The socket itself, its send/receive loop, receive timeout, dump retries
+//! and extended-ack parsing are [`engine`]'s, generic over the protocol
+//! family and shared with `ferry-nft` (nfnetlink).
+//!
 //! ```no_run
 //! use ferry_netlink::{Handle, Route, Scope};
 //! # fn main() -> Result<(), ferry_netlink::NetlinkError> {
@@ -17,9 +21,11 @@
 //! ```
 
 mod addr;
+pub mod engine;
 mod error;
 mod handle;
 mod link;
+mod neigh;
 mod route;
 mod tc;
 
@@ -34,6 +40,7 @@ pub use addr::{
 pub use error::NetlinkError;
 pub use handle::Handle;
 pub use link::{Link, VethSpec};
+pub use neigh::{Neighbour, NUD_PERMANENT};
 pub use route::{
     Route, RouteKind, RTPROT_BOOT, RTPROT_FERRY_NODE, RTPROT_FERRY_POD, RTPROT_KERNEL,
     RTPROT_STATIC, RT_TABLE_LOCAL, RT_TABLE_MAIN,

@@ -256,3 +256,29 @@ fn default_route_prefers_lowest_metric() {
         assert!(v6.iter().any(|r| r.dst.prefix_len() == 0 && r.onlink));
     });
 }
+
+#[test]
+fn permanent_neighbours_v4_v6() {
+    let t = TestNs::new();
+    t.nl(|h| {
+        let idx = local_veth(h, "n0", "n1");
+        let mac = [0xee; 6];
+        let (gw4, gw6) = (ip("169.254.1.1"), ip("fe80::1"));
+        h.set_permanent_neighbour(idx, gw4, mac).unwrap();
+        h.set_permanent_neighbour(idx, gw6, mac).unwrap();
+        // Replacing is idempotent.
+        h.set_permanent_neighbour(idx, gw4, mac).unwrap();
+        for (fam, gw) in [(Family::V4, gw4), (Family::V6, gw6)] {
+            let all = h.neighbours(fam, Some(idx)).unwrap();
+            let n = all.iter().find(|n| n.ip == gw).expect("entry");
+            assert!(n.is_permanent(), "{n:?}");
+            assert_eq!(n.lladdr.as_deref(), Some(&mac[..]));
+            assert_eq!(n.index, idx);
+            assert!(all.iter().all(|n| n.index == idx), "filtered by link");
+        }
+        assert!(h.delete_neighbour(idx, gw4).unwrap());
+        assert!(!h.delete_neighbour(idx, gw4).unwrap(), "already gone");
+        let v4 = h.neighbours(Family::V4, Some(idx)).unwrap();
+        assert!(v4.iter().all(|n| n.ip != gw4), "{v4:?}");
+    });
+}

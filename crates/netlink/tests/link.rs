@@ -146,3 +146,38 @@ fn veth_peer_name_taken_in_peer_namespace() {
         assert_eq!(h.link_by_name("vh3").unwrap(), None);
     });
 }
+
+/// A reply bigger than the engine's starting buffer (32 KiB): a link with
+/// 400 alternative names of 120 bytes (~50 KiB; the kernel caps the list
+/// near 64 KiB). The engine asks the kernel how big each datagram is and
+/// grows its buffer, for a request and for a dump.
+#[test]
+fn replies_larger_than_the_buffer_arrive_whole() {
+    let t = TestNs::new();
+    t.nl(|h| {
+        let me = ferry_netns::NetNs::current().unwrap();
+        h.create_veth(&VethSpec::new("big0", "big1", me.as_fd()))
+            .unwrap();
+    });
+    let batch = std::env::temp_dir().join(format!("{}-altnames", t.name));
+    let lines: String = (0..400)
+        .map(|i| {
+            format!(
+                "link property add dev big0 altname a{i:04}{}\n",
+                "x".repeat(115)
+            )
+        })
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    let added = t.cmd("ip", &["-batch", batch.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&batch);
+    assert!(added, "adding altnames");
+    let (one, all) = t.nl(|h| {
+        let one = h.link_by_name("big0").unwrap();
+        let all = h.links().unwrap();
+        (one, all)
+    });
+    assert_eq!(one.expect("big0").name, "big0");
+    assert!(all.iter().any(|l| l.name == "big0"), "dump: {all:?}");
+    assert!(all.iter().any(|l| l.name == "big1"));
+}

@@ -1,74 +1,48 @@
 //! The NETLINK_NETFILTER socket: sending a batch and collecting its acks,
-//! single requests, and dumps.
+//! single requests, and dumps, over the shared netlink engine
+//! (`ferry_netlink::engine`: the socket, receive loop, timeout, dump
+//! retries and extended-ack parsing).
 
 use std::collections::BTreeMap;
-use std::io;
-use std::time::Duration;
 
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
-use nix::libc;
+use ferry_netlink::engine::{self, parse_error, Dumped, EngineError, NLMSG_ERROR, NLMSG_OVERRUN};
 use nix::sys::socket::{setsockopt, sockopt};
-use nix::sys::time::TimeVal;
 
 use crate::error::{MessageError, NftError};
 use crate::msg::{request, SealedBatch};
-use crate::nla::{align4, Attrs};
 use crate::sys::*;
-
-/// Receive buffer. Dump datagrams are at most 32 KiB (the kernel caps its
-/// dump skbs there); acks are small. Truncation is detected regardless.
-const RX_BUF_LEN: usize = 64 * 1024;
-
-/// Retries of a dump the kernel flagged NLM_F_DUMP_INTR (the ruleset
-/// changed while it was dumped).
-const DUMP_ATTEMPTS: usize = 4;
-
-/// Safety net for a kernel that never answers a dump or request.
-const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A blocking nfnetlink socket in the network namespace of the thread that
 /// opened it.
 pub(crate) struct NfSocket {
-    sock: Socket,
-    seq: u32,
-    rx: Vec<u8>,
+    sock: engine::Socket<engine::Netfilter>,
 }
 
-/// One received netlink message.
-struct Received<'a> {
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    body: &'a [u8],
+/// An engine error, with what was being done.
+fn nft_err(op: &'static str, target: &str, e: EngineError) -> NftError {
+    match e {
+        EngineError::Socket { op, source } => NftError::Socket { op, source },
+        EngineError::Kernel { errno, message } => NftError::Kernel {
+            op,
+            target: target.to_string(),
+            errno,
+            message,
+        },
+        EngineError::Protocol(detail) => NftError::protocol(op, target, detail),
+    }
 }
 
 impl NfSocket {
+    /// Opened with error texts and capped acks (an element list can be
+    /// 60 KiB) asked for, and the engine's receive timeout.
     pub(crate) fn open() -> Result<NfSocket, NftError> {
-        let sock = Socket::new(NETLINK_NETFILTER).map_err(|source| NftError::Socket {
-            op: "socket(NETLINK_NETFILTER)",
-            source,
-        })?;
-        // Best effort: error texts, and acks without a copy of the request
-        // (an element list can be 60 KiB).
-        let _ = sock.set_ext_ack(true);
-        let _ = sock.set_cap_ack(true);
-        let timeout = TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
-        setsockopt(&sock, sockopt::ReceiveTimeout, &timeout).map_err(|e| NftError::Socket {
-            op: "setsockopt(SO_RCVTIMEO)",
-            source: e.into(),
-        })?;
-        Ok(NfSocket {
-            sock,
-            seq: 0,
-            rx: Vec::with_capacity(RX_BUF_LEN),
-        })
+        let sock = engine::Socket::open().map_err(|e| nft_err("open", "", e))?;
+        Ok(NfSocket { sock })
     }
 
     /// `n` consecutive fresh sequence numbers; returns the first.
     pub(crate) fn reserve_seq(&mut self, n: u32) -> u32 {
-        let first = self.seq.wrapping_add(1);
-        self.seq = self.seq.wrapping_add(n);
-        first
+        self.sock.reserve_seq(n)
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), NftError> {
@@ -81,43 +55,7 @@ impl NfSocket {
                 let _ = setsockopt(&self.sock, sockopt::SndBuf, &want);
             }
         }
-        let kernel = SocketAddr::new(0, 0);
-        loop {
-            match self.sock.send_to(bytes, &kernel, 0) {
-                Ok(n) if n == bytes.len() => return Ok(()),
-                Ok(n) => {
-                    return Err(NftError::protocol(
-                        "send",
-                        "",
-                        format!("short send: {n} of {} bytes", bytes.len()),
-                    ))
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(NftError::Socket { op: "send", source }),
-            }
-        }
-    }
-
-    /// Reads one datagram into `self.rx`; `Ok(false)` when `nonblocking`
-    /// and nothing is queued.
-    fn recv(&mut self, nonblocking: bool) -> Result<bool, NftError> {
-        let flags = libc::MSG_TRUNC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-        loop {
-            self.rx.clear();
-            match self.sock.recv(&mut self.rx, flags) {
-                Ok(n) if n > self.rx.len() => {
-                    return Err(NftError::protocol(
-                        "recv",
-                        "",
-                        format!("datagram truncated: {n} bytes, buffer {}", self.rx.len()),
-                    ))
-                }
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && nonblocking => return Ok(false),
-                Err(source) => return Err(NftError::Socket { op: "recv", source }),
-            }
-        }
+        self.sock.send(bytes).map_err(|e| nft_err("send", "", e))
     }
 
     /// Sends a batch and checks every ack. The kernel processes a batch
@@ -126,9 +64,7 @@ impl NfSocket {
     pub(crate) fn send_batch(&mut self, table: &str, batch: &SealedBatch) -> Result<(), NftError> {
         // Room for every ack (best effort; a small rcvbuf shows as ENOBUFS).
         let _ = setsockopt(&self.sock, sockopt::RcvBufForce, &(1 << 20));
-        if batch.end_seq.wrapping_sub(self.seq) < u32::MAX / 2 {
-            self.seq = batch.end_seq; // later requests get fresh numbers
-        }
+        self.sock.used_seq_up_to(batch.end_seq); // later requests get fresh numbers
         self.send(&batch.bytes)?;
         let mut pending: BTreeMap<u32, &str> = batch
             .acked
@@ -138,19 +74,23 @@ impl NfSocket {
         let mut errors = Vec::new();
         let mut batch_error = false;
         while !pending.is_empty() && !batch_error {
-            if !self.recv(true)? {
+            let received = self
+                .sock
+                .recv(true)
+                .map_err(|e| nft_err("batch", table, e))?;
+            let Some(msgs) = received else {
                 let missing: Vec<&str> = pending.values().copied().collect();
                 return Err(NftError::protocol(
                     "batch",
                     table,
                     format!("no answer for {}", missing.join(", ")),
                 ));
-            }
-            for m in messages(&self.rx) {
-                let m = m.map_err(|d| NftError::protocol("batch", table, d))?;
+            };
+            for m in msgs {
+                let m = m.map_err(|e| nft_err("batch", table, e))?;
                 match m.ty {
                     NLMSG_ERROR => {
-                        let (errno, message) = parse_error(m.flags, m.body).ok_or_else(|| {
+                        let (errno, message) = parse_error(m.flags, m.body()).ok_or_else(|| {
                             NftError::protocol("batch", table, "short NLMSG_ERROR")
                         })?;
                         if m.seq == batch.begin_seq {
@@ -199,36 +139,22 @@ impl NfSocket {
         msg: u16,
         attrs: impl FnOnce(&mut crate::nla::Writer<'_>),
     ) -> Result<Vec<Vec<u8>>, NftError> {
-        let seq = self.reserve_seq(1);
-        self.send(&request(msg, NLM_F_REQUEST | NLM_F_ACK, seq, attrs))?;
         let mut out = Vec::new();
-        loop {
-            self.recv(false)?;
-            for m in messages(&self.rx) {
-                let m = m.map_err(|d| NftError::protocol(op, target, d))?;
-                if m.seq != seq {
-                    continue;
-                }
-                match m.ty {
-                    NLMSG_ERROR => {
-                        let (errno, message) = parse_error(m.flags, m.body)
-                            .ok_or_else(|| NftError::protocol(op, target, "short NLMSG_ERROR"))?;
-                        return if errno == 0 {
-                            Ok(out)
-                        } else {
-                            Err(kernel(op, target, errno, message))
-                        };
-                    }
-                    NLMSG_DONE | NLMSG_OVERRUN => {
-                        return Err(NftError::protocol(op, target, "unexpected control message"))
-                    }
-                    _ => out.push(object_attrs(m.body, op, target)?.to_vec()),
-                }
-            }
-        }
+        self.sock
+            .request(
+                |seq, buf| *buf = request(msg, NLM_F_REQUEST | NLM_F_ACK, seq, attrs),
+                |m| {
+                    out.push(object_attrs(m.body())?.to_vec());
+                    Ok(())
+                },
+            )
+            .map_err(|e| nft_err(op, target, e))?;
+        Ok(out)
     }
 
-    /// A dump: the attributes of every object, retried when interrupted.
+    /// A dump: the attributes of every object. One that the kernel kept
+    /// marking as interrupted is an error: a ruleset read half before and
+    /// half after a change is no answer.
     pub(crate) fn dump(
         &mut self,
         op: &'static str,
@@ -237,189 +163,58 @@ impl NfSocket {
         attrs: impl Fn(&mut crate::nla::Writer<'_>),
     ) -> Result<Vec<Vec<u8>>, NftError> {
         let mut out = Vec::new();
-        for attempt in 1..=DUMP_ATTEMPTS {
-            out.clear();
-            let seq = self.reserve_seq(1);
-            self.send(&request(msg, NLM_F_REQUEST | NLM_F_DUMP, seq, &attrs))?;
-            let interrupted = self.read_dump(op, target, seq, &mut out)?;
-            if !interrupted {
-                return Ok(out);
-            }
-            if attempt == DUMP_ATTEMPTS {
-                break;
-            }
+        let end = self
+            .sock
+            .dump(
+                |seq, buf| *buf = request(msg, NLM_F_REQUEST | NLM_F_DUMP, seq, &attrs),
+                &mut out,
+                |m| Ok(Some(object_attrs(m.body())?.to_vec())),
+            )
+            .map_err(|e| nft_err(op, target, e))?;
+        match end {
+            Dumped::Consistent => Ok(out),
+            Dumped::Interrupted => Err(NftError::protocol(
+                op,
+                target,
+                "dump kept being interrupted by concurrent changes",
+            )),
         }
-        Err(NftError::protocol(
-            op,
-            target,
-            "dump kept being interrupted by concurrent changes",
-        ))
-    }
-
-    fn read_dump(
-        &mut self,
-        op: &'static str,
-        target: &str,
-        seq: u32,
-        out: &mut Vec<Vec<u8>>,
-    ) -> Result<bool, NftError> {
-        let mut interrupted = false;
-        loop {
-            self.recv(false)?;
-            for m in messages(&self.rx) {
-                let m = m.map_err(|d| NftError::protocol(op, target, d))?;
-                if m.seq != seq {
-                    continue;
-                }
-                interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
-                match m.ty {
-                    NLMSG_DONE => {
-                        let code = m
-                            .body
-                            .get(..4)
-                            .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap()));
-                        if code < 0 {
-                            let message = ext_ack(m.flags, m.body.get(4..).unwrap_or(&[]));
-                            return Err(kernel(op, target, -code, message));
-                        }
-                        return Ok(interrupted);
-                    }
-                    NLMSG_ERROR => {
-                        let (errno, message) = parse_error(m.flags, m.body)
-                            .ok_or_else(|| NftError::protocol(op, target, "short NLMSG_ERROR"))?;
-                        return Err(kernel(op, target, errno, message));
-                    }
-                    NLMSG_OVERRUN => return Err(NftError::protocol(op, target, "NLMSG_OVERRUN")),
-                    _ => out.push(object_attrs(m.body, op, target)?.to_vec()),
-                }
-            }
-        }
-    }
-}
-
-fn kernel(op: &'static str, target: &str, errno: i32, message: Option<String>) -> NftError {
-    NftError::Kernel {
-        op,
-        target: target.to_string(),
-        errno,
-        message,
     }
 }
 
 /// The attributes of an nf_tables object message (after the nfgenmsg).
-fn object_attrs<'a>(body: &'a [u8], op: &'static str, target: &str) -> Result<&'a [u8], NftError> {
+fn object_attrs(body: &[u8]) -> Result<&[u8], EngineError> {
     body.get(NFGENMSG_LEN..)
-        .ok_or_else(|| NftError::protocol(op, target, "message shorter than nfgenmsg"))
-}
-
-/// Splits a datagram into messages.
-fn messages(data: &[u8]) -> impl Iterator<Item = Result<Received<'_>, String>> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let Some(h) = rest.get(..NLMSG_HDR_LEN) else {
-            rest = &[];
-            return Some(Err("truncated netlink header".to_string()));
-        };
-        let len = u32::from_ne_bytes(h[0..4].try_into().unwrap()) as usize;
-        if len < NLMSG_HDR_LEN || len > rest.len() {
-            rest = &[];
-            return Some(Err(format!("bad netlink message length {len}")));
-        }
-        let m = Received {
-            ty: u16::from_ne_bytes(h[4..6].try_into().unwrap()),
-            flags: u16::from_ne_bytes(h[6..8].try_into().unwrap()),
-            seq: u32::from_ne_bytes(h[8..12].try_into().unwrap()),
-            body: &rest[NLMSG_HDR_LEN..len],
-        };
-        rest = rest.get(align4(len)..).unwrap_or(&[]);
-        Some(Ok(m))
-    })
-}
-
-/// The positive errno (0 for an ack) and extended-ack text of an
-/// NLMSG_ERROR body.
-fn parse_error(flags: u16, body: &[u8]) -> Option<(i32, Option<String>)> {
-    let code = i32::from_ne_bytes(body.get(..4)?.try_into().ok()?);
-    let echoed = body.get(4..)?;
-    // The echoed request: just its header when capped, else all of it.
-    let echoed_len = if flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDR_LEN
-    } else {
-        u32::from_ne_bytes(echoed.get(..4)?.try_into().ok()?) as usize
-    };
-    let tlvs = echoed.get(align4(echoed_len)..).unwrap_or(&[]);
-    Some((code.saturating_neg(), ext_ack(flags, tlvs)))
-}
-
-fn ext_ack(flags: u16, tlvs: &[u8]) -> Option<String> {
-    if flags & NLM_F_ACK_TLVS == 0 {
-        return None;
-    }
-    Attrs::new(tlvs)
-        .get(NLMSGERR_ATTR_MSG)
-        .map(|a| a.str())
-        .filter(|m| !m.is_empty())
+        .ok_or_else(|| EngineError::Protocol("message shorter than nfgenmsg".into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn nlmsg(ty: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend(((NLMSG_HDR_LEN + body.len()) as u32).to_ne_bytes());
-        v.extend(ty.to_ne_bytes());
-        v.extend(flags.to_ne_bytes());
-        v.extend(seq.to_ne_bytes());
-        v.extend(0u32.to_ne_bytes());
-        v.extend(body);
-        v.resize(align4(v.len()), 0);
-        v
-    }
-
     #[test]
-    fn splits_datagrams_and_parses_errors() {
-        // A capped error with an ext-ack text, then an ack.
-        let mut body = (-2i32).to_ne_bytes().to_vec();
-        body.extend(nlmsg(nft_type(NFT_MSG_NEWRULE), 0, 7, &[])); // echoed header
-        let mut w = Vec::new();
-        crate::nla::Writer::new(&mut w).str(NLMSGERR_ATTR_MSG, "no such set");
-        body.extend(&w);
-        let mut dgram = nlmsg(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 7, &body);
-        let mut ack = 0i32.to_ne_bytes().to_vec();
-        ack.extend(nlmsg(nft_type(NFT_MSG_NEWSET), 0, 8, &[]));
-        dgram.extend(nlmsg(NLMSG_ERROR, NLM_F_CAPPED, 8, &ack));
-
-        let got: Vec<_> = messages(&dgram).map(Result::unwrap).collect();
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].seq, got[1].seq), (7, 8));
-        assert_eq!(
-            parse_error(got[0].flags, got[0].body),
-            Some((2, Some("no such set".to_string())))
+    fn engine_errors_keep_their_context() {
+        let e = nft_err(
+            "GETTABLE",
+            "inet ferry",
+            EngineError::Kernel {
+                errno: 2,
+                message: Some("no such table".into()),
+            },
         );
-        assert_eq!(parse_error(got[1].flags, got[1].body), Some((0, None)));
-        // Uncapped: the whole request is echoed before the TLVs.
-        let req = nlmsg(nft_type(NFT_MSG_NEWRULE), 0, 9, &[1, 2, 3, 4, 5]);
-        let mut body = (-22i32).to_ne_bytes().to_vec();
-        body.extend(&req);
-        body.extend(&w);
-        assert_eq!(
-            parse_error(NLM_F_ACK_TLVS, &body),
-            Some((22, Some("no such set".to_string())))
+        assert_eq!(e.errno(), Some(2));
+        assert!(e.to_string().starts_with("GETTABLE inet ferry: "), "{e}");
+        assert!(e.to_string().ends_with("(no such table)"), "{e}");
+        let p = nft_err(
+            "GETSET",
+            "inet ferry",
+            EngineError::Protocol("short".into()),
         );
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        let bad: Vec<_> = messages(&[1, 2, 3]).collect();
-        assert!(bad[0].is_err());
-        let mut long = nlmsg(NLMSG_DONE, 0, 1, &[0; 4]);
-        long[0] = 200;
-        assert!(messages(&long).next().unwrap().is_err());
-        assert_eq!(parse_error(0, &[1, 2]), None);
-        assert_eq!(ext_ack(NLM_F_ACK_TLVS, &[0xff; 3]), None);
+        assert!(
+            matches!(p, NftError::Protocol { op: "GETSET", .. }),
+            "{p:?}"
+        );
+        assert!(object_attrs(&[1, 2]).is_err());
+        assert_eq!(object_attrs(&[1, 2, 3, 4, 5]).unwrap(), &[5]);
     }
 }

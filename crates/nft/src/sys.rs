@@ -2,26 +2,16 @@
 //! `linux/netfilter/nf_tables.h` this crate speaks (kernel uapi numbers;
 //! they never change).
 
-// netlink.h
-pub const NLMSG_HDR_LEN: usize = 16;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
-pub const NLMSG_OVERRUN: u16 = 4;
-pub const NLM_F_REQUEST: u16 = 0x01;
-pub const NLM_F_ACK: u16 = 0x04;
-pub const NLM_F_DUMP_INTR: u16 = 0x10;
-pub const NLM_F_DUMP: u16 = 0x300;
+// netlink.h: the header and request flags are the shared engine's.
+#[cfg(test)]
+pub use ferry_netlink::engine::NLMSG_HDR_LEN;
+pub use ferry_netlink::engine::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 #[cfg(test)]
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
-/// In an NLMSG_ERROR: the request copy was cut to its header.
-pub const NLM_F_CAPPED: u16 = 0x100;
-/// In an NLMSG_ERROR/DONE: extended-ack TLVs follow.
-pub const NLM_F_ACK_TLVS: u16 = 0x200;
 pub const NLA_F_NESTED: u16 = 0x8000;
 pub const NLA_TYPE_MASK: u16 = 0x3fff;
-pub const NLMSGERR_ATTR_MSG: u16 = 1;
 
 // nfnetlink.h
 pub const NFNETLINK_V0: u8 = 0;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use ferry_cni::result::Dns;
 use ferry_cni::{CniError, Code, Env, NetConf};
 use ferry_ipam::IpamConfig;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::log::Level;
@@ -46,70 +47,140 @@ fn config_err(msg: impl Into<String>) -> CniError {
     CniError::new(Code::InvalidNetworkConfig, msg)
 }
 
-impl PluginConf {
-    pub fn parse(bytes: &[u8]) -> Result<PluginConf, CniError> {
-        let net = NetConf::parse(bytes)?;
-        let raw = &net.raw;
-        let mtu = match raw.get("mtu") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_u64() {
-                Some(m @ 576..=65535) => Some(m as u32),
-                _ => {
-                    return Err(config_err("mtu must be a number from 576 to 65535")
-                        .with_details(v.to_string()))
-                }
-            },
+/// A field as typed, or whatever else was there (kept for the error, or
+/// ignored where ferry has always ignored it).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Typed(T),
+    Other(Value),
+}
+
+impl<T> Lenient<T> {
+    fn typed(self) -> Option<T> {
+        match self {
+            Lenient::Typed(t) => Some(t),
+            Lenient::Other(_) => None,
+        }
+    }
+}
+
+/// ferry's own fields, as they come (`null` is the same as absent).
+/// [`RawConf::validate`] turns them into [`PluginConf`]'s.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    #[serde(default)]
+    mtu: Option<Lenient<u64>>,
+    /// Anything but a string is ignored, as it always was.
+    #[serde(default)]
+    log_file: Option<Lenient<String>>,
+    /// Anything but a string means the default.
+    #[serde(default)]
+    log_level: Option<Lenient<String>>,
+    /// Anything but a string is ignored.
+    #[serde(default)]
+    fast_path: Option<Lenient<String>>,
+    #[serde(default)]
+    dns: Option<Lenient<Dns>>,
+}
+
+/// What ferry's fields mean, checked.
+struct Fields {
+    mtu: Option<u32>,
+    log_file: Option<PathBuf>,
+    log_level: Level,
+    fast_path: Option<PathBuf>,
+    dns: Option<Dns>,
+}
+
+impl RawConf {
+    fn validate(self) -> Result<Fields, CniError> {
+        let mtu = match self.mtu {
+            None => None,
+            Some(Lenient::Typed(m @ 576..=65535)) => Some(m as u32),
+            Some(bad) => {
+                let shown = match bad {
+                    Lenient::Typed(n) => n.to_string(),
+                    Lenient::Other(v) => v.to_string(),
+                };
+                return Err(
+                    config_err("mtu must be a number from 576 to 65535").with_details(shown)
+                );
+            }
         };
-        let log_file = match raw.get("logFile").and_then(Value::as_str) {
-            None | Some("") => None,
+        let log_file = match self.log_file.and_then(Lenient::typed) {
+            None => None,
+            Some(p) if p.is_empty() => None,
             Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
             Some(p) => return Err(config_err("logFile must be an absolute path").with_details(p)),
         };
-        let fast_path = match raw.get("fastPath").and_then(Value::as_str) {
-            None | Some("") => None,
-            Some(p)
-                if p.starts_with('/')
-                    && !std::path::Path::new(p)
-                        .components()
-                        .any(|c| matches!(c, std::path::Component::ParentDir)) =>
-            {
-                Some(PathBuf::from(p))
-            }
+        let fast_path = match self.fast_path.and_then(Lenient::typed) {
+            None => None,
+            Some(p) if p.is_empty() => None,
+            Some(p) if is_plain_absolute(&p) => Some(PathBuf::from(p)),
             Some(p) => {
                 return Err(
                     config_err("fastPath must be an absolute path without '..'").with_details(p)
                 )
             }
         };
-        let log_level = match raw.get("logLevel").and_then(Value::as_str) {
+        let log_level = match self.log_level.and_then(Lenient::typed) {
             None => Level::Info,
             Some(l) => l.parse().map_err(|_| {
                 config_err("logLevel must be error, warn, info or debug").with_details(l)
             })?,
         };
-        let ipam = match net.ipam_type.as_deref() {
-            None => return Err(config_err("ferry needs an ipam section")),
-            Some(BUILTIN_IPAM) => IpamKind::Builtin(Box::new(
-                IpamConfig::from_value(&raw["ipam"], &net.name)
-                    .map_err(|e| config_err("invalid ipam config").with_details(e.to_string()))?,
-            )),
-            Some(other) => IpamKind::Delegate(other.to_string()),
+        let dns = match self.dns {
+            None => None,
+            Some(Lenient::Typed(d)) => Some(d),
+            Some(Lenient::Other(v)) => {
+                let e = serde_json::from_value::<Dns>(v)
+                    .err()
+                    .map_or_else(|| "not a dns section".to_string(), |e| e.to_string());
+                return Err(config_err("invalid dns section").with_details(e));
+            }
         };
-        let dns = match raw.get("dns") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                serde_json::from_value(v.clone())
-                    .map_err(|e| config_err("invalid dns section").with_details(e.to_string()))?,
-            ),
-        };
-        Ok(PluginConf {
-            net,
+        Ok(Fields {
             mtu,
             log_file,
             log_level,
             fast_path,
-            ipam,
             dns,
+        })
+    }
+}
+
+/// Absolute, and no `..` anywhere.
+fn is_plain_absolute(p: &str) -> bool {
+    p.starts_with('/')
+        && !std::path::Path::new(p)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+}
+
+impl PluginConf {
+    pub fn parse(bytes: &[u8]) -> Result<PluginConf, CniError> {
+        let net = NetConf::parse(bytes)?;
+        let fields = RawConf::deserialize(&net.raw)
+            .map_err(|e| config_err("invalid ferry config").with_details(e.to_string()))?
+            .validate()?;
+        let ipam = match net.ipam_type.as_deref() {
+            None => return Err(config_err("ferry needs an ipam section")),
+            Some(BUILTIN_IPAM) => IpamKind::Builtin(Box::new(
+                IpamConfig::from_value(&net.raw["ipam"], &net.name)
+                    .map_err(|e| config_err("invalid ipam config").with_details(e.to_string()))?,
+            )),
+            Some(other) => IpamKind::Delegate(other.to_string()),
+        };
+        Ok(PluginConf {
+            net,
+            mtu: fields.mtu,
+            log_file: fields.log_file,
+            log_level: fields.log_level,
+            fast_path: fields.fast_path,
+            ipam,
+            dns: fields.dns,
         })
     }
 }
@@ -161,6 +232,31 @@ mod tests {
     }
 
     #[test]
+    fn null_and_non_string_fields_mean_the_default() {
+        let c =
+            conf(r#","mtu":null,"logFile":7,"logLevel":null,"fastPath":false,"dns":null"#).unwrap();
+        assert_eq!(c.mtu, None);
+        assert_eq!(c.log_file, None);
+        assert_eq!(c.log_level, Level::Info);
+        assert_eq!(c.fast_path, None);
+        assert!(c.dns.is_none());
+        let c = conf(r#","logFile":"","dns":{"nameservers":["10.96.0.10"]}"#).unwrap();
+        assert_eq!(c.log_file, None);
+        assert_eq!(c.dns.unwrap().nameservers, vec!["10.96.0.10".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_value() {
+        let e = conf(r#","mtu":"1500""#).unwrap_err();
+        assert_eq!(e.msg, "mtu must be a number from 576 to 65535");
+        assert_eq!(e.details.as_deref(), Some("\"1500\""));
+        let e = conf(r#","mtu":100"#).unwrap_err();
+        assert_eq!(e.details.as_deref(), Some("100"));
+        let e = conf(r#","logLevel":"loud""#).unwrap_err();
+        assert_eq!(e.details.as_deref(), Some("loud"));
+    }
+
+    #[test]
     fn rejects_bad_plugin_fields() {
         for extra in [
             r#","mtu":100"#,
@@ -168,6 +264,10 @@ mod tests {
             r#","logFile":"relative.log""#,
             r#","logLevel":"loud""#,
             r#","dns":{"nameservers":"1.1.1.1"}"#,
+            r#","dns":"1.1.1.1""#,
+            r#","mtu":-1"#,
+            r#","mtu":1500.5"#,
+            r#","mtu":70000"#,
         ] {
             let e = conf(extra).expect_err(extra);
             assert_eq!(e.code, Code::InvalidNetworkConfig, "{extra}");

@@ -1,6 +1,8 @@
 //! The pod's veth pair, set up the seed's way: the pod end gets a /32 (/128)
-//! and a default route via the link-local gateway; the host end answers ARP
-//! for it by proxy and routes the pod's address to it.
+//! and a default route via the link-local gateway, whose MAC (the host
+//! veth's fixed one) it knows from a permanent neighbour entry; the host end
+//! also answers ARP for the gateway by proxy (the fallback should the entry
+//! go) and routes the pod's address to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -12,8 +14,9 @@ use ferry_netlink::{
 use ferry_netns::{sysctl, NetNs};
 use ipnet::IpNet;
 
-/// The pod's IPv4 gateway: a link-local address nobody owns; the host veth
-/// answers ARP for it by proxy.
+/// The pod's IPv4 gateway: a link-local address nobody owns; the pod has a
+/// permanent neighbour entry for it, and the host veth also answers ARP for
+/// it by proxy.
 pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// The pod's IPv6 gateway: the host veth's link-local address.
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
@@ -152,7 +155,27 @@ fn configure_pod(plan: &Plan<'_>, has_v6: bool) -> Result<Option<[u8; 6]>, CniEr
         nl.add_route(&r)
             .map_err(|e| kernel_err(format!("adding the route to {dst} in the pod"), e))?;
     }
+    // The gateway's MAC is known (every host veth has HOST_MAC): a static
+    // entry means the pod never has to ask, so reaching the gateway does
+    // not depend on the node answering by proxy ARP (which it only does
+    // for addresses it can route), and the first packet waits for nothing.
+    for gw in gateways(plan.ips) {
+        nl.set_permanent_neighbour(link.index, gw, HOST_MAC)
+            .map_err(|e| {
+                kernel_err(
+                    format!("adding the gateway {gw} to the pod's neighbours"),
+                    e,
+                )
+            })?;
+    }
     Ok(link.mac)
+}
+
+/// The pod's gateways for the families of `ips`.
+pub fn gateways(ips: &[IpAddr]) -> impl Iterator<Item = IpAddr> + '_ {
+    let v4 = ips.iter().any(IpAddr::is_ipv4).then_some(GATEWAY_V4.into());
+    let v6 = ips.iter().any(IpAddr::is_ipv6).then_some(GATEWAY_V6.into());
+    v4.into_iter().chain(v6)
 }
 
 fn configure_host(
@@ -185,7 +208,7 @@ fn configure_host(
     nl.set_up_with_alias(host.index, plan.alias)
         .map_err(|e| kernel_err("bringing the host veth up", e))?;
     if let Some(dir) = plan.fast_path {
-        attach_fast_path(nl, host, dir);
+        attach_fast_path(nl, host, dir)?;
     }
     for ip in plan.ips {
         let r = Route::link_scope(host_prefix(*ip), host.index).protocol(RTPROT_FERRY_POD);
@@ -197,8 +220,10 @@ fn configure_host(
 
 /// Attaches ferryd's fast path to the host veth, before the pod can send.
 /// Best effort: without it the pod's traffic takes the host's IP stack,
-/// which is correct, only slower; so a failure is logged, not returned.
-fn attach_fast_path(nl: &mut Handle, host: &Link, dir: &std::path::Path) {
+/// which is correct, only slower; so a failure is logged, not returned —
+/// except a map of another shape pinned in `fastPath`, which is invalid
+/// configuration (code 7), never written to.
+fn attach_fast_path(nl: &mut Handle, host: &Link, dir: &std::path::Path) -> Result<(), CniError> {
     match ferry_ebpf::open_prog(dir) {
         Ok(Some(prog)) => {
             // Listed first: traffic for the pod then goes straight into its
@@ -206,6 +231,12 @@ fn attach_fast_path(nl: &mut Handle, host: &Link, dir: &std::path::Path) {
             let listed = ferry_ebpf::PodIfaces::open(dir)
                 .and_then(|m| m.map(|m| m.insert(host.index)).transpose());
             if let Err(e) = listed {
+                if e.is_map_mismatch() {
+                    return Err(CniError::new(
+                        Code::InvalidNetworkConfig,
+                        format!("fastPath: {e}"),
+                    ));
+                }
                 crate::log_at!(Warn, "{} not in the fast path's pod map: {e}", host.name);
             }
             match nl.attach_bpf_ingress(host.index, prog.as_fd(), ferry_ebpf::PROG_NAME) {
@@ -216,6 +247,7 @@ fn attach_fast_path(nl: &mut Handle, host: &Link, dir: &std::path::Path) {
         Ok(None) => crate::log_at!(Debug, "no fast path pinned in {}", dir.display()),
         Err(e) => crate::log_at!(Warn, "fast path not attached to {}: {e}", host.name),
     }
+    Ok(())
 }
 
 /// Remove the pair by its host end. `Ok(false)` when it was already gone.

@@ -7,6 +7,12 @@
 //! imported with `ctr`; CRI's CNI `bin_dir`/`conf_dir` pointed at
 //! [`CniDirs`]. Network namespaces are mounted under the state dir, so a
 //! test that dies leaves nothing the guard cannot find.
+//!
+//! libcni (inside containerd) keeps its cache in `/var/lib/cni`, a path
+//! containerd 1.6 does not let one configure. So containerd runs in its own
+//! mount namespace where [`Containerd::cni_cache`] is bind-mounted over
+//! `/var/lib/cni`; the temp dir is a shared mount, so the netns files
+//! containerd mounts under it are still seen from outside.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,8 +39,14 @@ pub struct Containerd {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub cni: CniDirs,
+    /// libcni's cache (`results/<network>-<sandbox>-<ifname>`), seen by
+    /// containerd as `/var/lib/cni`.
+    pub cni_cache: PathBuf,
     child: Option<Child>,
 }
+
+/// Where libcni keeps its cache on the host.
+pub const HOST_CNI_CACHE: &str = "/var/lib/cni";
 
 impl Containerd {
     /// A temp dir (`/tmp/<unique>-containerd`) with empty CNI dirs; not
@@ -51,6 +63,7 @@ impl Containerd {
         };
         Ok(Containerd {
             socket: dir.join("c.sock"),
+            cni_cache: dir.join("cni-cache"),
             dir,
             cni,
             child: None,
@@ -150,12 +163,8 @@ disabled_plugins = [
         let err = log
             .try_clone()
             .map_err(|e| HarnessError::io("duplicating", &log_path, e))?;
-        let mut cmd = Command::new("containerd");
-        cmd.arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+        let mut cmd = self.private_cache_command(&config)?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(err);
         self.child = Some(spawn_in(node_netns, cmd)?);
 
         let cri = wait_for("containerd's CRI socket", START_TIMEOUT, || {
@@ -186,6 +195,63 @@ disabled_plugins = [
             cri.image_present(PAUSE_IMAGE).ok().filter(|&p| p)
         })?;
         Ok(())
+    }
+
+    /// `containerd --config CONFIG`, started by `unshare` in a mount
+    /// namespace of its own where [`Containerd::cni_cache`] is
+    /// `/var/lib/cni`. The temp dir is first bind-mounted on itself and
+    /// made shared, so what containerd mounts under it (the netns files)
+    /// propagates out; the mount holding `/var/lib/cni` is made private
+    /// in the new namespace first, so the cache's mount stays inside.
+    fn private_cache_command(&self, config: &Path) -> Result<Command> {
+        for d in [&self.cni_cache, Path::new(HOST_CNI_CACHE)] {
+            std::fs::create_dir_all(d).map_err(|e| HarnessError::io("creating", d, e))?;
+        }
+        let shared = || -> nix::Result<()> {
+            use nix::mount::{mount, MsFlags};
+            if !crate::procs::mounts_under(&self.dir).contains(&self.dir) {
+                mount(
+                    Some(&self.dir),
+                    &self.dir,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+            }
+            mount(
+                None::<&str>,
+                &self.dir,
+                None::<&str>,
+                MsFlags::MS_SHARED,
+                None::<&str>,
+            )
+        };
+        shared().map_err(|e| HarnessError::io("making a shared mount of", &self.dir, e.into()))?;
+        let script = r#"set -e
+holder=$(findmnt -n -o TARGET --target /var/lib/cni)
+mount --make-private "$holder"
+mount --bind "$0" /var/lib/cni
+exec "$@""#;
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .arg(&self.cni_cache)
+        .arg("containerd")
+        .arg("--config")
+        .arg(config);
+        Ok(cmd)
+    }
+
+    /// The names of libcni's cached results in this containerd's cache.
+    pub fn cached_results(&self) -> Vec<String> {
+        file_names(&self.cni_cache.join("results"))
     }
 
     /// A CRI client on this containerd's socket.
@@ -246,6 +312,27 @@ disabled_plugins = [
             kill_pid(pid);
         }
     }
+}
+
+/// The names of the files in `dir` (none when it does not exist).
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// libcni's cached results on the host that name `sandbox`.
+pub fn host_cached_results(sandbox: &str) -> Vec<String> {
+    file_names(&Path::new(HOST_CNI_CACHE).join("results"))
+        .into_iter()
+        .filter(|n| n.contains(sandbox))
+        .collect()
 }
 
 impl Drop for Containerd {

@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ferry_runtimes::containerd::host_cached_results;
 use ferry_runtimes::image::PAUSE_IMAGE;
 use ferry_runtimes::look::{
-    dnat_chains, ferry_veths, ping_from, pod_routes, reservation_owner, tcp_read_from_node,
+    dnat_chains, ferry_veths, in_netns, ping_from, pod_routes, reservation_owner,
+    tcp_read_from_node,
 };
 use ferry_runtimes::procs::wait_for;
 use ferry_runtimes::{pod_config, tcp_port, Containerd, Cri, Invocation};
@@ -97,6 +99,10 @@ fn sandbox_gets_ferrys_address_and_removal_leaves_nothing() {
         ping_from(&netns, NODE_IP.parse().unwrap()),
         "pod cannot reach the node"
     );
+    // libcni's cache is this containerd's own, never the host's.
+    let cached = s.ctrd.cached_results();
+    assert!(cached.iter().any(|n| n.contains(&id)), "{cached:?}");
+    assert_eq!(host_cached_results(&id), Vec::<String>::new());
 
     // What containerd sent and what ferry answered.
     let adds = s.calls("ADD");
@@ -123,6 +129,8 @@ fn sandbox_gets_ferrys_address_and_removal_leaves_nothing() {
     assert_eq!(s.node.reserved_ips(), BTreeSet::new(), "Stop released");
     ok(s.cri.remove_pod(&id), &s);
     s.assert_clean();
+    assert_eq!(s.ctrd.cached_results(), Vec::<String>::new());
+    assert_eq!(host_cached_results(&id), Vec::<String>::new());
     assert_eq!(s.node.links(), links_before);
     assert_eq!(s.node.routes(), routes_before);
 
@@ -291,4 +299,56 @@ fn concurrent_sandboxes_get_distinct_addresses() {
         .filter(|i| i.exit_code != 0)
         .collect();
     assert!(failed.is_empty(), "failed plugin calls: {failed:?}");
+}
+
+/// Issue 16: on a node without a default route the node cannot route
+/// 169.254.1.1, so proxy ARP does not answer a pod asking for its gateway.
+/// ferry's pods do not ask (a permanent neighbour entry, made at ADD) and
+/// reach each other and the node, as the reference ptp's pods do there.
+#[test]
+fn sandboxes_work_on_a_node_without_a_default_route() {
+    // The reference, under its own containerd and node.
+    let ptp_node = Node::without_default_route("crindp");
+    let ptp = Containerd::with_ptp(&ptp_node.path, &ptp_node.data_dir)
+        .unwrap_or_else(|e| panic!("starting containerd: {e}"));
+    let ptp_cri = ptp.cri().expect("CRI client");
+    let p = ptp_cri.run_pod(&pod_config("ptp")).expect("ptp sandbox");
+    let st = ptp_cri.pod_status(&p).expect("status");
+    let p_ns = st.netns.expect("netns");
+    assert!(ping(&ptp_node.name, &st.ip.expect("ip").to_string()));
+    assert!(ping_from(&p_ns, NODE_IP.parse().unwrap()), "ptp pod→node");
+    drop((ptp_cri, ptp, ptp_node));
+
+    let node = Node::without_default_route("crind");
+    let ctrd = Containerd::with_ferry(&node.path, &node.data_dir, false)
+        .unwrap_or_else(|e| panic!("starting containerd: {e}"));
+    let s = Setup {
+        cri: ctrd.cri().expect("CRI client"),
+        ctrd,
+        node,
+    };
+    let a = ok(s.cri.run_pod(&pod_config("a")), &s);
+    let b = ok(s.cri.run_pod(&pod_config("b")), &s);
+    let (ip_a, ip_b) = (s.ip_of(&a), s.ip_of(&b));
+    let ns_a = ok(s.cri.pod_status(&a), &s).netns.expect("netns a");
+    let ns_b = ok(s.cri.pod_status(&b), &s).netns.expect("netns b");
+    let node_ip: IpAddr = NODE_IP.parse().unwrap();
+    assert!(ping_from(&ns_a, ip_b), "{ip_a} cannot ping {ip_b}");
+    assert!(ping_from(&ns_b, ip_a), "{ip_b} cannot ping {ip_a}");
+    assert!(ping(&s.node.name, &ip_a.to_string()), "node → {ip_a}");
+    assert!(ping_from(&ns_a, node_ip), "{ip_a} cannot ping the node");
+    // Without the entry the pod must ask, nobody answers: what failed
+    // before ADD installed it.
+    let del = ["ip", "neigh", "del", "169.254.1.1", "dev", "eth0"];
+    assert!(in_netns(&ns_b, &del));
+    assert!(
+        !ping_from(&ns_b, node_ip),
+        "proxy ARP answered without a route"
+    );
+
+    for id in [&a, &b] {
+        ok(s.cri.stop_pod(id), &s);
+        ok(s.cri.remove_pod(id), &s);
+    }
+    s.assert_clean();
 }

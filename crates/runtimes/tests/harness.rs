@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use ferry_runtimes::containerd::host_cached_results;
 use ferry_runtimes::look::ferry_veths;
 use ferry_runtimes::procs::{kill_pid, mounts_under, pids_with_arg};
 use ferry_runtimes::{pod_config, Containerd, Podman};
@@ -40,11 +41,14 @@ fn dropping_a_dead_containerd_still_removes_its_containers() {
     let cri = ctrd.cri().expect("client");
     let id = cri.run_pod(&pod_config("orphan")).expect("RunPodSandbox");
     let pause = cri.pod_status(&id).expect("status").pid.expect("pause pid");
+    // The orphan's cache entry is in containerd's own dir, gone with it.
+    assert!(ctrd.cached_results().iter().any(|n| n.contains(&id)));
     drop(cri);
     kill_pid(ctrd.pid().expect("running") as i32);
     let dir = ctrd.dir.clone();
     drop(ctrd);
     assert_gone(&dir);
+    assert_eq!(host_cached_results(&id), Vec::<String>::new());
     assert!(
         !Path::new(&format!("/proc/{pause}")).exists()
             || std::fs::read_to_string(format!("/proc/{pause}/stat"))

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::process::Command;
 use std::time::Duration;
 
 use ferry_runtimes::look::{
@@ -13,6 +14,7 @@ use ferry_runtimes::{Invocation, Podman};
 use ferry_testkit::{ping, Node};
 
 const SLEEP: &[&str] = &["sleep", "600"];
+const NODE_IP: &str = "172.16.97.75";
 
 /// Fields drop in order: podman (removing its containers), then the node.
 struct Setup {
@@ -179,4 +181,53 @@ fn published_port_reaches_the_container() {
     ok(s.podman.rm("srv"));
     s.assert_clean();
     assert_eq!(dnat_chains(&s.node), BTreeSet::new(), "portmap chains left");
+}
+
+/// Issue 16: on a node without a default route proxy ARP does not answer
+/// for 169.254.1.1; ferry's containers do not need it to (a permanent
+/// neighbour entry for the gateway) and reach each other and the node.
+#[test]
+fn containers_work_on_a_node_without_a_default_route() {
+    let node = Node::without_default_route("pmnd");
+    let podman = Podman::with_ferry(&node.path, &node.data_dir, false)
+        .unwrap_or_else(|e| panic!("preparing podman: {e}"));
+    let s = Setup { podman, node };
+    ok(s.podman.run_detached("one", &[], SLEEP));
+    ok(s.podman.run_detached("two", &[], SLEEP));
+    let ip1 = ok(s.podman.eth0_ipv4("one"));
+    let ip2 = ok(s.podman.eth0_ipv4("two"));
+    let arp = ok(s.podman.exec("one", &["cat", "/proc/net/arp"]));
+    let gw = arp
+        .lines()
+        .find(|l| l.starts_with("169.254.1.1 "))
+        .unwrap_or_else(|| panic!("no gateway entry: {arp}"));
+    // Flags 0x6: ATF_COM | ATF_PERM.
+    assert!(
+        gw.contains("0x6") && gw.contains("ee:ee:ee:ee:ee:ee"),
+        "{gw}"
+    );
+    let ping = |from: &str, to: &str| {
+        s.podman
+            .exec(from, &["ping", "-c", "1", "-W", "2", to])
+            .is_ok()
+    };
+    assert!(ping("one", &ip2.to_string()), "one cannot ping two");
+    assert!(ping("two", &ip1.to_string()), "two cannot ping one");
+    assert!(ping("one", NODE_IP), "one cannot ping the node");
+    assert!(ferry_testkit::ping(&s.node.name, &ip2.to_string()));
+    // Without the entry the container must ask, and nobody answers: what
+    // failed before ADD installed it.
+    let pid = ok(s.podman.run(&["inspect", "-f", "{{.State.Pid}}", "two"]));
+    let del = Command::new("nsenter")
+        .args(["-t", pid.trim(), "-n", "ip", "neigh", "del", "169.254.1.1"])
+        .args(["dev", "eth0"])
+        .status()
+        .expect("nsenter");
+    assert!(del.success());
+    assert!(!ping("two", NODE_IP), "proxy ARP answered without a route");
+
+    for name in ["one", "two"] {
+        ok(s.podman.rm(name));
+    }
+    s.assert_clean();
 }

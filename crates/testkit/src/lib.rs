@@ -348,6 +348,24 @@ impl Node {
         node
     }
 
+    /// A node whose routing table has no default route (both families):
+    /// the uplink and its connected prefixes only, as on a node whose
+    /// default route is missing or not yet set up.
+    pub fn without_default_route(tag: &str) -> Node {
+        let node = Node::new(tag);
+        node.drop_default_routes();
+        node
+    }
+
+    /// Deletes the node's default routes (both families).
+    pub fn drop_default_routes(&self) {
+        ip(Some(&self.name), &["route", "del", "default"]);
+        ip(Some(&self.name), &["-6", "route", "del", "default"]);
+        let left = ip(Some(&self.name), &["route", "show", "default"])
+            + &ip(Some(&self.name), &["-6", "route", "show", "default"]);
+        assert!(left.trim().is_empty(), "default routes left: {left}");
+    }
+
     /// A new pod netns with loopback up; its path.
     pub fn pod(&self, tag: &str) -> String {
         let name = format!("{}-{tag}", self.name);

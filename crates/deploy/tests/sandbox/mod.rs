@@ -8,7 +8,10 @@
 //! token and CA, `KUBERNETES_SERVICE_HOST`/`_PORT`). A hostPath that is a
 //! file system of its own on a node (the bpf file system at `/sys/fs/bpf`)
 //! is stood in for by a fresh, private instance of it, shared by the
-//! sandbox's containers as the node's is by its pods.
+//! sandbox's containers as the node's is by its pods. A `privileged`
+//! container gets every capability and a writable `/proc/sys` and `/sys`,
+//! as runc gives it; mount propagation is not reproduced (a mount a
+//! `Bidirectional` container makes stays in the container).
 //!
 //! The mounts are made by a shell script (test-side: `unshare`, `mount`,
 //! `chroot`, `setpriv`) in a private mount namespace; nothing leaks to the
@@ -61,6 +64,9 @@ pub struct Sandbox {
     /// The machine's hostname (`hostname`, `$HOSTNAME`): the node name
     /// unless a test says otherwise (kubeadm `--node-name`, cloud FQDNs).
     pub hostname: String,
+    /// Whether the node has its file systems (the bpffs) on the hostPaths
+    /// of [`HOST_FILESYSTEMS`]; false: a plain directory stands in.
+    pub host_filesystems: bool,
     api_host: String,
     api_port: u16,
     /// ConfigMaps and Secrets by name: file name -> content.
@@ -110,6 +116,7 @@ impl Sandbox {
             netns: netns.into(),
             node_name: node_name.into(),
             hostname: node_name.into(),
+            host_filesystems: true,
             api_host: api.addr().ip().to_string(),
             api_port: api.addr().port(),
             data: BTreeMap::new(),
@@ -138,6 +145,9 @@ impl Sandbox {
         let Some((_, fstype)) = HOST_FILESYSTEMS.iter().find(|(p, _)| *p == path) else {
             return dir;
         };
+        if !self.host_filesystems {
+            return dir;
+        }
         let mut mounted = self.mounted.lock().unwrap();
         if !mounted.contains(&dir) {
             // As systemd mounts it.
@@ -197,11 +207,17 @@ impl Sandbox {
         let bin = ferry_deploy::IMAGE_BIN_DIR;
         line(format!("mount --bind {} \"$R{bin}\"", q(&image)));
         line(format!("mount -o remount,bind,ro \"$R{bin}\""));
-        // /proc of the pod's netns with /proc/sys read-only, as runc does.
+        // /proc of the pod's netns with /proc/sys read-only, as runc does
+        // (unless privileged).
+        let sc = container.security_context.clone().unwrap_or_default();
+        let privileged = sc.privileged == Some(true);
         line("mount -t proc proc \"$R/proc\"".into());
-        line("mount --bind \"$R/proc/sys\" \"$R/proc/sys\"".into());
-        line("mount -o remount,bind,ro \"$R/proc/sys\"".into());
-        line("mount -t sysfs -o ro sysfs \"$R/sys\"".into());
+        if !privileged {
+            line("mount --bind \"$R/proc/sys\" \"$R/proc/sys\"".into());
+            line("mount -o remount,bind,ro \"$R/proc/sys\"".into());
+        }
+        let sys_mode = if privileged { "rw" } else { "ro" };
+        line(format!("mount -t sysfs -o {sys_mode} sysfs \"$R/sys\""));
         line("mount --rbind /dev \"$R/dev\"".into());
         for m in container.volume_mounts.iter().flatten() {
             let vol = pod
@@ -263,7 +279,6 @@ impl Sandbox {
             line(format!("mount --bind {} \"$R{SA_DIR}\"", q(&sa)));
             line(format!("mount -o remount,bind,ro \"$R{SA_DIR}\""));
         }
-        let sc = container.security_context.clone().unwrap_or_default();
         if sc.read_only_root_filesystem == Some(true) {
             line("mount -o remount,ro \"$R\"".into());
         }
@@ -296,13 +311,15 @@ impl Sandbox {
         for (k, v) in self.env(container) {
             exec.push_str(&format!(" {k}={}", q(&v)));
         }
-        exec.push_str(&format!(
-            " /usr/bin/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set={bounding}"
-        ));
-        if sc.allow_privilege_escalation == Some(false) {
-            exec.push_str(" --no-new-privs");
+        if !privileged || caps.is_some() {
+            exec.push_str(&format!(
+                " /usr/bin/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set={bounding}"
+            ));
+            if sc.allow_privilege_escalation == Some(false) {
+                exec.push_str(" --no-new-privs");
+            }
+            exec.push_str(" --");
         }
-        exec.push_str(" --");
         for a in container
             .command
             .iter()

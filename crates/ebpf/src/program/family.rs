@@ -190,10 +190,10 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
         .mov(R4, FP)
         .add_imm(R4, OPTS.into())
         .mov_imm(R5, OPTS_LEN)
-        .call_kfunc(refs.ct_lookup)
+        .call_kfunc(refs.ct_lookup.0, refs.ct_lookup.1)
         .jmp_imm(Cond::Eq, R0, 0, &f.label("untracked"))
         .mov(R1, R0)
-        .call_kfunc(refs.ct_release)
+        .call_kfunc(refs.ct_release.0, refs.ct_release.1)
         .ja("pass_tracked")
         .label(&f.label("untracked"))
         // Only "no such entry" means untracked: any other lookup error

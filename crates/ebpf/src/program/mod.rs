@@ -100,8 +100,10 @@ pub struct Refs {
     pub stats_map: i32,
     /// ifindex → 1 for every pod's host veth.
     pub pod_ifaces_map: i32,
-    pub ct_lookup: u32,
-    pub ct_release: u32,
+    /// `bpf_skb_ct_lookup` and `bpf_ct_release`: (BTF id, index of their
+    /// module's BTF fd in the load's `fd_array`, 0 for vmlinux).
+    pub ct_lookup: (u32, i16),
+    pub ct_release: (u32, i16),
 }
 
 /// `stats[idx] += 1` (per-CPU, so no atomics). Clobbers R0–R5.
@@ -205,8 +207,8 @@ mod tests {
             cidrs6_map: 6,
             stats_map: 4,
             pod_ifaces_map: 5,
-            ct_lookup: 100,
-            ct_release: 101,
+            ct_lookup: (100, 0),
+            ct_release: (101, 1),
         };
         let p = fast_path(&refs);
         assert!(p.len() > 150 && p.len() < 600, "{} instructions", p.len());

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use crate::cmd::{open_pod_ns, Invocation};
 use crate::ipam::Ipam;
 use crate::names::host_veth_name;
-use crate::veth::{kernel_err, mac_string, GATEWAY_V4};
+use crate::veth::{gateways, kernel_err, mac_string, GATEWAY_V4, HOST_MAC};
 
 fn failed(msg: impl Into<String>) -> CniError {
     CniError::new(Code::CheckFailed, msg)
@@ -148,6 +148,7 @@ fn check_pod(
             return Err(failed("pod route to the gateway 169.254.1.1 is missing"));
         }
     }
+    check_gateway_neighbours(&mut nl, link.index, ips)?;
     for want in &prev.routes {
         let present = routes.iter().any(|r| {
             r.dst == want.dst
@@ -156,6 +157,26 @@ fn check_pod(
         });
         if !present {
             return Err(failed(format!("pod route to {} is missing", want.dst)));
+        }
+    }
+    Ok(())
+}
+
+/// ADD's permanent neighbour entry for each gateway, with the host veth's
+/// MAC.
+fn check_gateway_neighbours(nl: &mut Handle, index: u32, ips: &[IpAddr]) -> Result<(), CniError> {
+    for gw in gateways(ips) {
+        let neighbours = nl
+            .neighbours(family(&gw), Some(index))
+            .map_err(|e| kernel_err("listing pod neighbours", e))?;
+        let ok = neighbours
+            .iter()
+            .any(|n| n.ip == gw && n.is_permanent() && n.lladdr.as_deref() == Some(&HOST_MAC[..]));
+        if !ok {
+            return Err(failed(format!(
+                "pod has no permanent neighbour entry {gw} lladdr {}",
+                mac_string(&HOST_MAC)
+            )));
         }
     }
     Ok(())

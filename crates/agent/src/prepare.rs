@@ -1,0 +1,114 @@
+//! `ferryd prepare`: the one privileged step, run once per pod start by a
+//! small privileged init container (as Cilium's `mount-bpf-fs` and
+//! `sysctlfix` are), so that ferryd's own containers need neither
+//! `SYS_ADMIN` nor a writable `/proc/sys`:
+//!
+//! 1. the bpf file system on the host's `/sys/fs/bpf` when it is not
+//!    mounted there (the manifest mounts that host path with
+//!    `mountPropagation: Bidirectional`, so the mount is the host's and
+//!    ferryd's containers, started after, see it); only with the fast path
+//!    on and `--bpf-dir` below it. Failing is not fatal: ferryd then logs
+//!    `eBPF fast path off: ...` once and works without it;
+//! 2. `net.ipv4.ip_forward=1` (what kubeadm's preflight asks of the node
+//!    anyway), and `net.ipv6.conf.all.forwarding=1` only when this Node
+//!    has an IPv6 podCIDR (turning it on elsewhere would stop the node
+//!    accepting router advertisements). The Node is read from the API for
+//!    at most [`PODCIDR_WAIT`]; without it IPv6 is left as it is (and
+//!    ferryd reports it, should it be needed).
+//!
+//! Idempotent: what is already so is left alone.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Node;
+
+use crate::apply::{set_forwarding, IPV4_FORWARDING, IPV6_FORWARDING};
+use crate::cli::Opts;
+use crate::{discovery, kube_client, AgentError};
+
+/// Where the host's bpf file system belongs.
+pub const BPF_FS: &str = "/sys/fs/bpf";
+/// How long `prepare` waits for its Node's podCIDRs (to tell whether IPv6
+/// forwarding is needed).
+pub const PODCIDR_WAIT: Duration = Duration::from_secs(30);
+
+/// What `prepare` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// The bpf file system was mounted (it was not there).
+    pub bpffs_mounted: bool,
+    /// Why the bpf file system is not there, when it is not.
+    pub bpffs_missing: Option<String>,
+    /// The sysctls turned on (they were off).
+    pub sysctls: Vec<&'static str>,
+}
+
+/// Runs the privileged step. An error when IPv4 forwarding (or IPv6
+/// forwarding that is needed) cannot be turned on.
+pub async fn run(o: &Opts) -> Result<Prepared, AgentError> {
+    let mut done = Prepared::default();
+    if o.fast_path && o.bpf_dir.starts_with(BPF_FS) {
+        match ferry_ebpf::ensure_bpffs(Path::new(BPF_FS)) {
+            Ok(true) => {
+                tracing::info!(path = BPF_FS, "bpf file system mounted");
+                done.bpffs_mounted = true;
+            }
+            Ok(false) => tracing::info!(path = BPF_FS, "bpf file system already mounted"),
+            Err(e) => {
+                tracing::warn!(error = %e, "no bpf file system: the eBPF fast path will be off");
+                done.bpffs_missing = Some(e.to_string());
+            }
+        }
+    }
+    if set_forwarding(IPV4_FORWARDING)? {
+        done.sysctls.push(IPV4_FORWARDING);
+    }
+    match own_pod_cidrs(o).await {
+        Ok(cidrs) if cidrs.iter().any(|c| matches!(c, IpNet::V6(_))) => {
+            if set_forwarding(IPV6_FORWARDING)? {
+                done.sysctls.push(IPV6_FORWARDING);
+            }
+        }
+        Ok(cidrs) if cidrs.is_empty() => tracing::info!(
+            "the Node has no podCIDR yet: IPv6 forwarding left as it is (ferryd reports it if it is needed)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::info!(
+            error = %e,
+            "cannot tell the Node's podCIDRs: IPv6 forwarding left as it is (ferryd reports it if it is needed)"
+        ),
+    }
+    Ok(done)
+}
+
+/// This Node's podCIDRs, waiting up to [`PODCIDR_WAIT`] for some.
+async fn own_pod_cidrs(o: &Opts) -> Result<Vec<IpNet>, AgentError> {
+    let name = o
+        .node_name()
+        .ok_or_else(|| AgentError::Config("no node name (--node-name, NODE_NAME)".into()))?;
+    let client = kube_client::client(o.kubeconfig.as_deref()).await?;
+    let api: kube::Api<Node> = kube::Api::all(client);
+    let deadline = tokio::time::Instant::now() + PODCIDR_WAIT;
+    loop {
+        let last = match tokio::time::timeout_at(deadline, api.get(&name)).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(Ok(node)) => {
+                let cidrs = discovery::pod_cidrs(&node);
+                if !cidrs.is_empty() {
+                    return Ok(cidrs);
+                }
+                None
+            }
+            Ok(Err(e)) => Some(e),
+        };
+        if tokio::time::Instant::now() + Duration::from_secs(1) >= deadline {
+            return match last {
+                Some(e) => Err(AgentError::Kube(format!("get node {name}: {e}"))),
+                None => Ok(Vec::new()),
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
