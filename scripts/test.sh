@@ -34,7 +34,7 @@ $lab leftovers
 # with `kubectl apply -f deploy/ferry.yaml`, checked, removed; the host as
 # it was before (sysctls, mounts, CNI dirs, cgroups).
 echo "== lab: real Kubernetes, direct"
-./scripts/kubernetes.sh cluster >/dev/null
+./scripts/kubernetes.sh all >/dev/null   # the cluster's binaries and e2e.test, ginkgo, agnhost
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd
 host_state() {
@@ -50,8 +50,26 @@ before=$(host_state)
 $lab up --kubernetes --routing direct --pods-per-node 2
 $lab check
 $lab scenario all     # upgrade (no lost ping), node-restart, pod-churn (60 pods twice)
+# Kubernetes' own e2e tests on it: pod networking's Granular Checks
+# (pod↔pod, node↔pod, HTTP and UDP, intra- and inter-node) and the basic
+# Service conformance cases. The whole `network` suite (≈ 25 min) and
+# `netpol` run through the same command by hand (README, Conformance).
+$lab conformance --suite ci --out target/conformance-ci \
+  --focus '\[sig-network\] Networking Granular Checks: Pods|\[sig-network\] Services should (serve a basic endpoint|serve multiport endpoints|provide secure master|find a service from listing)'
+$lab scenario uninstall   # the install guide's Uninstall: nothing of ferry's left on the nodes
 $lab down
 $lab leftovers
+echo "== lab: real Kubernetes, down after a crash of up"
+timeout -s KILL 30 $lab -q up --kubernetes --routing direct >/dev/null 2>&1 || true
+$lab down
+$lab leftovers
+for mode in ospf bgp; do
+  echo "== lab: real Kubernetes, $mode"   # FRR beside ferryd, images made from Debian's FRR
+  $lab -q up --kubernetes --routing $mode >/dev/null
+  $lab check
+  $lab down
+  $lab leftovers
+done
 after=$(host_state)
 if [ "$before" != "$after" ]; then
   echo "the Kubernetes lab changed the host:" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1

@@ -29,12 +29,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
+use crate::e2e_env;
+pub use crate::e2e_env::Internet;
+use crate::e2e_images;
 use crate::error::{ClusterError, Result};
 use crate::junit::{self, Case, Status, Summary};
 use crate::node::CONTAINERD_SOCK;
-use crate::procs::{spawn, Place};
+use crate::procs::Place;
 use crate::util::{mkdir, run, write_file};
-use crate::{e2e_images, kubectl};
 
 /// The skip file, one `CASE NAME | REASON` a line.
 pub const SKIPS: &str = include_str!("../conformance/skips.txt");
@@ -188,73 +190,6 @@ pub struct Options {
     pub internet: Internet,
 }
 
-/// The lab's internet host: its netns and address (reachable from the router).
-#[derive(Debug, Clone)]
-pub struct Internet {
-    pub netns: String,
-    pub ip: String,
-}
-
-/// The `/etc/hosts` e2e.test sees: google.com is the lab's internet host.
-pub fn hosts_file(internet_ip: &str) -> String {
-    format!("127.0.0.1\tlocalhost\n{internet_ip}\tgoogle.com www.google.com\n")
-}
-
-/// busybox httpd on the internet host's :80 answering 200 (started once;
-/// under the lab's root, so `down` stops it); the hosts file's path.
-pub fn internet_stand_in(c: &Cluster, inet: &Internet) -> Result<PathBuf> {
-    let dir = c.paths.root.join("conformance");
-    let www = dir.join("www");
-    write_file(&www.join("index.html"), b"ferry-lab internet host\n", 0o644)?;
-    let hosts = dir.join("hosts");
-    write_file(&hosts, hosts_file(&inet.ip).as_bytes(), 0o644)?;
-    let url = format!("http://{}/", inet.ip);
-    let get = |timeout: &str| {
-        // curl: busybox-static's wget crashes in glibc's static NSS on a host.
-        run(&mut Place::netns(&c.state.router_netns).command(
-            Path::new("/usr/bin/curl"),
-            &[
-                "-sf".into(),
-                "-m".into(),
-                timeout.into(),
-                "-o".into(),
-                "/dev/null".into(),
-                url.clone(),
-            ],
-        ))
-    };
-    if get("2").is_ok() {
-        return Ok(hosts);
-    }
-    spawn(
-        &Place::netns(&inet.netns),
-        Path::new(crate::images::BUSYBOX),
-        &[
-            "httpd".into(),
-            "-f".into(),
-            "-p".into(),
-            "80".into(),
-            "-h".into(),
-            www.display().to_string(),
-        ],
-        &[],
-        &dir.join("httpd.log"),
-    )?;
-    crate::util::wait_until(
-        "the internet host's httpd",
-        Duration::from_secs(10),
-        Duration::from_millis(200),
-        |last| match get("1") {
-            Ok(_) => Some(()),
-            Err(e) => {
-                *last = e.to_string();
-                None
-            }
-        },
-    )?;
-    Ok(hosts)
-}
-
 /// What a run gave.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -297,66 +232,6 @@ impl Outcome {
         }
         s
     }
-}
-
-/// Imports the e2e images into every node's containerd; the archives.
-pub fn import_images(c: &Cluster) -> Result<Vec<PathBuf>> {
-    let archives = e2e_images::write_all(&c.paths)?;
-    for (spec, procs) in &c.state.nodes {
-        let Some(p) = procs else {
-            return Err(ClusterError::Invalid(format!(
-                "node {} is not running",
-                spec.name
-            )));
-        };
-        let here = Place::of_holder(p.holder.pid);
-        for a in &archives {
-            run(&mut here.command(
-                Path::new("/usr/bin/ctr"),
-                &[
-                    format!("--address={CONTAINERD_SOCK}"),
-                    "-n".into(),
-                    "k8s.io".into(),
-                    "images".into(),
-                    "import".into(),
-                    a.display().to_string(),
-                ],
-            ))?;
-        }
-    }
-    Ok(archives)
-}
-
-/// Routes in the router's netns to every node's podCIDRs via the node:
-/// what a control-plane host of a real cluster has, so the API server
-/// (proxy subresources) reaches pods. Idempotent.
-pub fn route_pod_cidrs(c: &Cluster) -> Result<Vec<String>> {
-    let nodes = c.kubectl()?.json(&["get", "nodes"])?;
-    let mut out = vec![];
-    for n in kubectl::items(&nodes) {
-        let ip = n["status"]["addresses"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
-            .and_then(|x| x["address"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        for cidr in n["spec"]["podCIDRs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            let Some(cidr) = cidr.as_str().filter(|c| !c.contains(':')) else {
-                continue;
-            };
-            let args: Vec<String> = ["route", "replace", cidr, "via", &ip]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            run(&mut Place::netns(&c.state.router_netns).command(Path::new("/usr/sbin/ip"), &args))?;
-            out.push(format!("{cidr} via {ip}"));
-        }
-    }
-    Ok(out)
 }
 
 fn utc_stamp() -> String {
@@ -415,7 +290,9 @@ fn follow(log: &Path, at: &mut u64, pending: &mut String, say: &mut dyn FnMut(&s
 
 /// `[completed/total] PASSED name` from one of e2e's JSON progress lines.
 pub fn progress(line: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    // Ginkgo writes its `S`/`•` markers on the same line, before the JSON.
+    let json = &line[line.find("{\"msg\"")?..];
+    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
     let msg = v["msg"].as_str()?;
     if !(msg.starts_with("PASSED ") || msg.starts_with("FAILED ")) {
         return None;
@@ -443,7 +320,7 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
         )));
     }
     let t = Instant::now();
-    let archives = import_images(c)?;
+    let archives = e2e_env::import_images(c)?;
     say(&format!(
         "{} e2e images imported on {} nodes ({}, {}, {}) in {:.1} s",
         archives.len(),
@@ -453,9 +330,9 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
         e2e_images::PAUSE,
         t.elapsed().as_secs_f64()
     ));
-    let routes = route_pod_cidrs(c)?;
+    let routes = e2e_env::route_pod_cidrs(c)?;
     say(&format!("router: {}", routes.join(", ")));
-    let hosts = internet_stand_in(c, &opts.internet)?;
+    let hosts = e2e_env::internet_stand_in(c, &opts.internet)?;
     say(&format!(
         "google.com for e2e.test: the internet host http://{}/ (its /etc/hosts: {})",
         opts.internet.ip,
@@ -585,17 +462,6 @@ mod tests {
     }
 
     #[test]
-    fn hosts_file_names_google_the_internet_host() {
-        let h = hosts_file("203.0.113.10");
-        assert!(
-            h.lines()
-                .any(|l| l == "203.0.113.10\tgoogle.com www.google.com"),
-            "{h}"
-        );
-        assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
-    }
-
-    #[test]
     fn reads_progress_lines() {
         let l = r#"{"msg":"PASSED [sig-network] Services should find a service from listing all namespaces [Conformance]","total":40,"completed":3,"skipped":100,"failed":0}"#;
         assert_eq!(
@@ -603,6 +469,10 @@ mod tests {
             "[3/40] PASSED [sig-network] Services should find a service from listing all namespaces [Conformance]"
         );
         assert!(progress(r#"{"msg":"Test Suite starting","total":40}"#).is_none());
+        let marked = format!("SSSS•{l}\n");
+        assert!(progress(&marked)
+            .unwrap()
+            .starts_with("[3/40] PASSED [sig-network] Services"));
         assert!(progress("Dec  6 03:00:00.000: INFO: x").is_none());
     }
 }

@@ -7,7 +7,7 @@
 //!   `/agnhost`, cmd `pause`, `/uploads`, porter's `localhost.crt/.key`),
 //!   the static agnhost scripts/kubernetes.sh builds, busybox-static's
 //!   applets for the alpine base (but `/bin/sh` is bash), and the host's `bash`, `curl`,
-//!   `nc` (netcat-openbsd), `ss`, `ip` with their shared libraries: the
+//!   `wget`, `nc` (netcat-openbsd), `ss`, `ip` with their shared libraries: the
 //!   tests exec `curl -g -q -s ...`, `nc -zv -t -w 2 ...`,
 //!   `echo x | nc -w 1 -u ...` in agnhost pods;
 //! - `docker.io/library/busybox:1.29`: busybox-static, every applet in `/bin`;
@@ -36,9 +36,12 @@ const ALPINE_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// Host tools copied into agnhost with their libraries: (host path, image path).
 /// `nc` must be netcat-openbsd's (busybox's has no -z, -u, -v).
-pub const AGNHOST_TOOLS: [(&str, &str); 5] = [
+/// `wget` must be GNU's: busybox-static's crashes once the image holds a
+/// glibc (its static NSS loads the image's libc).
+pub const AGNHOST_TOOLS: [(&str, &str); 6] = [
     ("/bin/bash", "/bin/bash"),
     ("/usr/bin/curl", "/usr/bin/curl"),
+    ("/usr/bin/wget", "/usr/bin/wget"),
     ("/bin/nc.openbsd", "/usr/bin/nc"),
     ("/usr/bin/ss", "/usr/sbin/ss"),
     ("/usr/bin/ip", "/sbin/ip"),
@@ -97,7 +100,7 @@ impl Tree {
         if !Path::new(host).is_file() {
             return Err(ClusterError::Invalid(format!(
                 "{host} not found: the agnhost image takes it from this host \
-                 (apt-get install netcat-openbsd curl iproute2 bash)"
+                 (apt-get install netcat-openbsd curl wget iproute2 bash)"
             )));
         }
         self.file(dest, 0o755, PathBuf::from(host));
@@ -343,7 +346,8 @@ mod tests {
         };
         assert_eq!(link("bin/sh").as_deref(), Some("bash"));
         assert_eq!(link("agnhost-2").as_deref(), Some("agnhost"));
-        assert_eq!(link("bin/wget").as_deref(), Some("busybox"));
+        assert_eq!(link("bin/seq").as_deref(), Some("busybox"));
+        assert!(link("bin/wget").is_none() && file("usr/bin/wget"));
         assert!(link("bin/nc").is_none(), "busybox's nc must not be there");
         assert!(file("usr/bin/nc") && file("usr/bin/curl") && file("bin/bash"));
         assert!(file("lib64/ld-linux-x86-64.so.2"));

@@ -39,12 +39,16 @@ const PACKAGES: &[&str] = &[
 
 /// busybox applets for FRR's shell scripts (frrcommon.sh, watchfrr.sh).
 const APPLETS: &[&str] = &[
-    "sh", "install", "chmod", "chown", "grep", "cat", "id", "date", "sleep", "rm", "mkdir", "ls",
-    "ps", "cp", "mv", "ln", "sed", "head", "tail", "touch", "pidof", "kill", "env", "which",
+    "sh", "chmod", "chown", "grep", "cat", "id", "date", "sleep", "rm", "mkdir", "ls", "ps", "cp",
+    "mv", "ln", "sed", "head", "tail", "touch", "pidof", "kill", "env", "which", "dirname",
+    "basename", "tr", "cut",
 ];
 
 /// FRR's image entrypoint, as FRR's Dockerfile has it.
-const DOCKER_START: &str = "#!/bin/bash\nset -e\nsource /usr/lib/frr/frrcommon.sh\nexec /usr/lib/frr/watchfrr $(daemon_list)\n";
+/// (FRR's Dockerfile makes /var/run/frr frr's at build time; here it is
+/// made at start, which also suits an emptyDir mounted there.)
+const DOCKER_START: &str = "#!/bin/bash\nset -e\nsource /usr/lib/frr/frrcommon.sh\n\
+install -d -o frr -g frr -m 0755 /var/run/frr\nexec /usr/lib/frr/watchfrr $(daemon_list)\n";
 
 /// Debian 12's merged /usr: top-level links.
 const MERGED: [(&str, &str); 4] = [
@@ -102,6 +106,10 @@ fn collect() -> Result<BTreeSet<String>> {
         })?;
         paths.extend(out.lines().filter(|l| l.starts_with('/')).map(String::from));
     }
+    // PAM loads its modules at run time (ldd cannot see them).
+    paths.insert("/usr/lib/x86_64-linux-gnu/security/pam_permit.so".into());
+    // busybox-static has no `install` (frrcommon.sh's): coreutils' one.
+    paths.insert("/usr/bin/install".into());
     let elves: Vec<String> = paths
         .iter()
         .filter(|p| Path::new(p).is_file() && is_elf(Path::new(p)))
@@ -155,6 +163,14 @@ pub fn entries(ferry_bin: Option<&Path>) -> Result<Vec<Entry>> {
             );
         }
     }
+    // What Debian's dash and python3-minimal would link (watchfrr runs
+    // `/bin/sh -c`, ferryd runs `python3 frr-reload.py`).
+    for (at, target) in [("/usr/bin/sh", "bash"), ("/usr/bin/python3", "python3.11")] {
+        files.entry(at.into()).or_insert(Entry::Symlink {
+            path: at.into(),
+            target: target.into(),
+        });
+    }
     // FRR's image runs /sbin/tini (/sbin is usr/sbin here).
     files.insert(
         "/usr/sbin/tini".into(),
@@ -171,11 +187,12 @@ pub fn entries(ferry_bin: Option<&Path>) -> Result<Vec<Entry>> {
             from: BUSYBOX.into(),
         },
     );
+    // In /usr/bin: FRR's scripts set PATH=/bin:/usr/bin:/sbin:/usr/sbin.
     for a in APPLETS {
-        let at = format!("/usr/local/bin/{a}");
+        let at = format!("/usr/bin/{a}");
         files.entry(at.clone()).or_insert(Entry::Symlink {
             path: at,
-            target: "busybox".into(),
+            target: "../local/bin/busybox".into(),
         });
     }
     if let Some(dir) = ferry_bin {
@@ -193,10 +210,10 @@ pub fn entries(ferry_bin: Option<&Path>) -> Result<Vec<Entry>> {
     }
     let mut dirs: BTreeSet<String> = [
         "/etc/frr",
-        "/var/run/frr",
         "/var/lib/frr",
         "/var/log/frr",
         "/tmp",
+        "/var/tmp",
         "/proc",
         "/sys",
         "/dev",
@@ -219,10 +236,16 @@ pub fn entries(ferry_bin: Option<&Path>) -> Result<Vec<Entry>> {
     let mut out: Vec<Entry> = dirs
         .into_iter()
         .map(|d| Entry::Dir {
-            mode: if d == "/tmp" { 0o1777 } else { 0o755 },
+            mode: if d.ends_with("/tmp") { 0o1777 } else { 0o755 },
             path: d,
         })
         .collect();
+    // /var/run is /run, as on Debian; FRR's scripts make /run/frr theirs
+    // (`install -d -o frr`) at start.
+    out.push(Entry::Symlink {
+        path: "/var/run".into(),
+        target: "../run".into(),
+    });
     for (top, real) in MERGED {
         out.push(Entry::Symlink {
             path: format!("/{top}"),
@@ -257,6 +280,8 @@ pub fn generated(dir: &Path) -> Result<Vec<Entry>> {
             0o644,
         ),
         ("usr/lib/frr/docker-start", DOCKER_START.to_string(), 0o755),
+        // Debian's vtysh asks PAM; FRR's own image is built without it.
+        ("etc/pam.d/frr", "auth sufficient pam_permit.so\naccount sufficient pam_permit.so\nsession optional pam_permit.so\n".to_string(), 0o644),
     ];
     let mut out = vec![];
     for (name, text, mode) in files {

@@ -13,9 +13,7 @@ use crate::error::{ClusterError, Result};
 use crate::oci::{self, Entry, Image};
 
 pub const FERRY_IMAGE: &str = "localhost/ferry:0.1.0";
-/// The same image under a later tag: the "new version" the upgrade
-/// scenario rolls out.
-pub const FERRY_IMAGE_NEXT: &str = "localhost/ferry:0.1.0-next";
+
 pub const TOOLBOX_IMAGE: &str = "localhost/ferry-lab/toolbox:1";
 pub const PAUSE_IMAGE: &str = "localhost/ferry-lab/pause:1";
 /// The statically linked busybox (Debian's busybox-static).
@@ -165,11 +163,8 @@ pub fn ferry(bin_dir: &Path) -> Result<Image> {
 /// Writes every image's archive into `dir`; their paths.
 pub fn write_all(dir: &Path, ferry_bin: &Path) -> Result<Vec<PathBuf>> {
     let mut out = vec![];
-    let mut next = ferry(ferry_bin)?;
-    next.name = FERRY_IMAGE_NEXT.into();
     for (file, img) in [
         ("ferry.tar", ferry(ferry_bin)?),
-        ("ferry-next.tar", next),
         ("toolbox.tar", toolbox()),
         ("pause.tar", pause()),
     ] {

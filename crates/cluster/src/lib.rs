@@ -33,6 +33,7 @@ pub mod checks;
 pub mod cluster;
 pub mod conformance;
 pub mod control;
+pub mod e2e_env;
 pub mod e2e_images;
 pub mod error;
 pub mod forward;

@@ -60,6 +60,8 @@ const KERNEL_DEFAULTS: [(&str, &str); 3] = [
 
 const HOLDER_SCRIPT: &str = r#"set -eu
 N="$1"
+# The node's own hostname (its UTS namespace): hostNetwork pods report it.
+hostname "$(basename "$N")"
 for d in etc opt var/lib var/log; do
   u="$N/overlay/$(echo "$d" | tr / _)"
   mkdir -p "$u/upper" "$u/work"
@@ -252,6 +254,7 @@ pub fn start(paths: &ClusterPaths, node: &NodeSpec, archives: &[PathBuf]) -> Res
         Path::new("/usr/bin/unshare"),
         &[
             "--mount".into(),
+            "--uts".into(),
             "--propagation=private".into(),
             "--".into(),
             "/bin/sh".into(),
@@ -357,6 +360,24 @@ impl NodeProcs {
             .iter()
             .all(|p| p.stop(Duration::from_secs(10)))
     }
+}
+
+/// `ctr images tag --force FROM TO` in the node's containerd (`k8s.io`).
+pub fn tag_image(holder: i32, from: &str, to: &str) -> Result<()> {
+    let mut cmd = Place::of_holder(holder).command(
+        Path::new("/usr/bin/ctr"),
+        &[
+            format!("--address={CONTAINERD_SOCK}"),
+            "-n".into(),
+            "k8s.io".into(),
+            "images".into(),
+            "tag".into(),
+            "--force".into(),
+            from.into(),
+            to.into(),
+        ],
+    );
+    run(&mut cmd).map(drop)
 }
 
 /// Stops the whole node as a power cut would: its pods (its cgroup root),

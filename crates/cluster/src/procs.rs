@@ -39,8 +39,25 @@ impl Proc {
         matches!(stat(self.pid), Some((s, start)) if start == self.start && s != 'Z')
     }
 
-    fn reap(&self) {
+    /// Reaps it when it is this process's child and has exited.
+    pub fn reap(&self) {
         let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::WNOHANG));
+    }
+
+    /// Sends `sig` if it is still the same process.
+    pub fn signal(&self, sig: Signal) -> bool {
+        self.alive() && kill(Pid::from_raw(self.pid), sig).is_ok()
+    }
+
+    /// SIGKILL (a crash), reaped when it is our child.
+    pub fn crash(&self) {
+        self.signal(Signal::SIGKILL);
+        let t = Instant::now();
+        while self.alive() && t.elapsed() < Duration::from_secs(5) {
+            self.reap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.reap();
     }
 
     /// SIGTERM, `grace` to exit, then SIGKILL; true when gone.
@@ -77,11 +94,12 @@ impl Place {
         Place(vec![format!("--net=/run/netns/{name}")])
     }
 
-    /// Inside the mount and network namespaces of `holder`.
+    /// Inside the mount, UTS and network namespaces of `holder`.
     pub fn of_holder(holder: i32) -> Place {
         Place(vec![
             format!("--target={holder}"),
             "--mount".into(),
+            "--uts".into(),
             "--net".into(),
         ])
     }

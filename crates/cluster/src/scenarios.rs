@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use crate::checks::{self, PodView};
 use crate::cluster::{Cluster, STEP};
 use crate::error::{ClusterError, Result};
-use crate::images::{FERRY_IMAGE, FERRY_IMAGE_NEXT};
 use crate::kubectl::{self, Kubectl};
 use crate::node;
 use crate::util::wait_until;
 use crate::workload::{self, NAMESPACE};
 
-/// The scenarios, by name.
+/// The scenarios `all` runs, by name (`uninstall`, which ends the
+/// cluster's networking, only runs when named).
 pub const ALL: [&str; 3] = ["upgrade", "node-restart", "pod-churn"];
 
 /// Runs one by name; its report lines.
@@ -37,9 +37,10 @@ pub fn run(c: &mut Cluster, name: &str) -> Result<Vec<String>> {
         "upgrade" => upgrade(c)?,
         "node-restart" => node_restart(c, None)?,
         "pod-churn" => pod_churn(c, 60, 2)?,
+        "uninstall" => return uninstall(c),
         _ => {
             return Err(ClusterError::Invalid(format!(
-                "no scenario {name:?}: {}",
+                "no scenario {name:?}: {}, uninstall",
                 ALL.join(", ")
             )))
         }
@@ -182,25 +183,41 @@ pub fn upgrade(c: &Cluster) -> Result<Vec<String>> {
         "kubectl rollout restart daemonset/ferry",
         &["-n", "kube-system", "rollout", "restart", "daemonset/ferry"],
     )?;
-    // A new image: every container running ferry's image gets the other
-    // tag (0.1.0 → 0.1.0-next, or back on a second run).
+    // A new image: every container running ferry's image (ferry or
+    // ferry-frr) gets it under a new tag, `<tag>-next` (or back on a second
+    // run), tagged in every node's containerd as a pushed release would be
+    // pulled.
     let ds = k.json(&["-n", "kube-system", "get", "daemonset", "ferry"])?;
     let spec = &ds["spec"]["template"]["spec"];
     let mut sets = vec![];
+    let mut tags = std::collections::BTreeSet::new();
     for list in ["initContainers", "containers"] {
         for ct in spec[list].as_array().cloned().unwrap_or_default() {
-            let to = match ct["image"].as_str() {
-                Some(FERRY_IMAGE) => FERRY_IMAGE_NEXT,
-                Some(FERRY_IMAGE_NEXT) => FERRY_IMAGE,
-                _ => continue,
+            let Some(image) = ct["image"]
+                .as_str()
+                .filter(|i| i.starts_with("localhost/ferry"))
+            else {
+                continue;
             };
-            sets.push(format!("{}={to}", ct["name"].as_str().unwrap_or("")));
+            let next = match image.strip_suffix("-next") {
+                Some(back) => back.to_string(),
+                None => format!("{image}-next"),
+            };
+            sets.push(format!("{}={next}", ct["name"].as_str().unwrap_or("")));
+            tags.insert((image.to_string(), next));
         }
     }
     if sets.is_empty() {
-        return Err(ClusterError::Check(format!(
-            "no container of daemonset/ferry runs {FERRY_IMAGE}"
-        )));
+        return Err(ClusterError::Check(
+            "no container of daemonset/ferry runs ferry's image".into(),
+        ));
+    }
+    for (from, to) in &tags {
+        for (_, procs) in &c.state.nodes {
+            if let Some(p) = procs {
+                node::tag_image(p.holder.pid, from, to)?;
+            }
+        }
     }
     let mut args: Vec<&str> = vec!["-n", "kube-system", "set", "image", "daemonset/ferry"];
     args.extend(sets.iter().map(String::as_str));
@@ -371,6 +388,115 @@ pub fn pod_churn(c: &Cluster, pods: usize, rounds: usize) -> Result<Vec<String>>
             t2.elapsed().as_secs_f64()
         ));
     }
+    Ok(lines)
+}
+
+/// The install guide's Uninstall, as a user runs it: `kubectl delete -f`
+/// the manifest, `kubectl apply -f deploy/ferry-uninstall.yaml`, wait for
+/// its rollout, delete it. Then on every node: no conflist, no plugin
+/// binaries, no `inet ferry` table, no ferry routes (`proto 201`), and no
+/// `NetworkUnavailable` condition of ferry's left on the Node.
+pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
+    let k = c.kubectl()?;
+    let manifest = c
+        .state
+        .manifest
+        .clone()
+        .ok_or_else(|| ClusterError::Invalid("no manifest was applied".into()))?;
+    let read =
+        |p: &std::path::Path| std::fs::read_to_string(p).map_err(ClusterError::io("reading", p));
+    let t = Instant::now();
+    k.run_input(&["delete", "-f", "-", "--wait=true"], &read(&manifest)?)?;
+    let uninstall = manifest.with_file_name("ferry-uninstall.yaml");
+    let yaml = read(&uninstall)?;
+    // Its pods idle in a pause image after the work; nothing can be pulled
+    // here, so every node gets the lab's pause image under that name.
+    for image in yaml
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image: "))
+        .filter(|i| i.contains("pause"))
+    {
+        for (_, procs) in &c.state.nodes {
+            if let Some(p) = procs {
+                node::tag_image(p.holder.pid, crate::images::PAUSE_IMAGE, image)?;
+            }
+        }
+    }
+    k.apply(&yaml)?;
+    k.run(&[
+        "-n",
+        "kube-system",
+        "rollout",
+        "status",
+        "daemonset/ferry-uninstall",
+        "--timeout=300s",
+    ])?;
+    k.run_input(&["delete", "-f", "-", "--wait=true"], &yaml)?;
+    let mut lines = vec![format!(
+        "kubectl delete -f {}; kubectl apply -f {}: done on every node in {:.1} s",
+        manifest.display(),
+        uninstall.display(),
+        t.elapsed().as_secs_f64()
+    )];
+    let nodes = k.json(&["get", "nodes"])?;
+    let mut left = vec![];
+    for (n, procs) in &c.state.nodes {
+        let Some(p) = procs else { continue };
+        let root = PathBuf::from(format!("/proc/{}/root", p.holder.pid));
+        for f in [
+            "etc/cni/net.d/10-ferry.conflist",
+            "opt/cni/bin/ferry",
+            "opt/cni/bin/ferry-ipam",
+        ] {
+            if root.join(f).exists() {
+                left.push(format!("{}: /{f}", n.name));
+            }
+        }
+        let in_ns = |args: &[&str]| {
+            Command::new("ip")
+                .args(["netns", "exec", &n.netns])
+                .args(args)
+                .output()
+                .map(|o| {
+                    (
+                        o.status.success(),
+                        String::from_utf8_lossy(&o.stdout).to_string(),
+                    )
+                })
+                .unwrap_or((false, String::new()))
+        };
+        if in_ns(&["nft", "list", "table", "inet", "ferry"]).0 {
+            left.push(format!("{}: nft table inet ferry", n.name));
+        }
+        let (_, routes) = in_ns(&["ip", "route", "show", "proto", "201"]);
+        if !routes.trim().is_empty() {
+            left.push(format!("{}: routes {}", n.name, routes.trim()));
+        }
+        let node = kubectl::items(&nodes)
+            .into_iter()
+            .find(|x| x["metadata"]["name"] == n.name.as_str());
+        if let Some(cond) = node
+            .as_ref()
+            .and_then(|x| kubectl::condition(x, "NetworkUnavailable"))
+        {
+            if cond["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Ferry"))
+            {
+                left.push(format!("{}: NetworkUnavailable {}", n.name, cond["reason"]));
+            }
+        }
+    }
+    if !left.is_empty() {
+        return Err(ClusterError::Check(format!(
+            "uninstall left: {}",
+            left.join("; ")
+        )));
+    }
+    lines.push(format!(
+        "{} nodes: no conflist, plugin, nft table, route or NetworkUnavailable condition of ferry's left",
+        c.state.nodes.len()
+    ));
     Ok(lines)
 }
 

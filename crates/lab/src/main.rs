@@ -115,7 +115,8 @@ enum Cmd {
     Scenario {
         /// node-join, node-leave, pod-churn, agent-restart, frr-restart,
         /// api-outage, or all; on a --kubernetes lab: upgrade,
-        /// node-restart, pod-churn, or all.
+        /// node-restart, pod-churn, all of those, or uninstall (ferry's
+        /// Uninstall steps; ends the lab's networking).
         name: String,
     },
     /// Throughput ratio, convergence and new-pod reachability per mode

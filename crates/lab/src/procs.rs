@@ -7,84 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
-use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
+use nix::sys::signal::Signal;
 
 use crate::error::{LabError, Result};
 
-/// A process the lab started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Proc {
-    pub pid: i32,
-    /// Start time in clock ticks after boot (`/proc/PID/stat` field 22).
-    pub start: u64,
-}
-
-/// The fields of `/proc/PID/stat` after the command name: (state, start).
-fn stat(pid: i32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = text.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
-
-impl Proc {
-    /// The process with this pid, as it is now.
-    pub fn of(pid: i32) -> Option<Proc> {
-        stat(pid).map(|(_, start)| Proc { pid, start })
-    }
-
-    /// Running (not a zombie) and still the same process.
-    pub fn alive(&self) -> bool {
-        matches!(stat(self.pid), Some((state, start)) if start == self.start && state != 'Z')
-    }
-
-    /// Sends `sig` if it is still the same process.
-    pub fn signal(&self, sig: Signal) -> bool {
-        self.alive() && kill(Pid::from_raw(self.pid), sig).is_ok()
-    }
-
-    /// SIGTERM, up to `grace` to exit, then SIGKILL. Reaps it when it is
-    /// this process's child. True when it is gone.
-    pub fn stop(&self, grace: Duration) -> bool {
-        self.signal(Signal::SIGTERM);
-        let start = Instant::now();
-        while self.alive() && start.elapsed() < grace {
-            self.reap();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if self.alive() {
-            self.signal(Signal::SIGKILL);
-            let start = Instant::now();
-            while self.alive() && start.elapsed() < Duration::from_secs(5) {
-                self.reap();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        self.reap();
-        !self.alive()
-    }
-
-    /// SIGKILL (a crash), reaped when it is our child.
-    pub fn crash(&self) {
-        self.signal(Signal::SIGKILL);
-        let start = Instant::now();
-        while self.alive() && start.elapsed() < Duration::from_secs(5) {
-            self.reap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.reap();
-    }
-
-    fn reap(&self) {
-        let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::WNOHANG));
-    }
-}
+/// A process the lab started: the same record as the cluster's
+/// (pid and start time, so a reused pid is never signalled).
+pub use ferry_cluster::procs::Proc;
 
 /// Starts `program args` detached (its own session, stdio to `log`)
 /// inside `netns` via `setsid ip netns exec`, which exec each other: the
