@@ -41,19 +41,25 @@ fn kill_during_add_leaks_nothing() {
         r#"[[{"subnet":"10.244.0.0/24"}],[{"subnet":"fd00:10:244::/64"}]]"#,
     );
 
-    // How long an ADD takes here bounds the random kill moment.
+    // How long an ADD takes here bounds the random kill moment: the
+    // fastest of three (a first, cold ADD can take many times longer and
+    // would put most kills after the end).
     let probe_pod = node.pod("probe");
-    let start = Instant::now();
-    node.ferry(&Call::new(
-        "ADD",
-        "k9probe",
-        &Node::pod_path(&probe_pod),
-        &conf,
-    ))
-    .expect_ok();
-    let add_time = start.elapsed().max(Duration::from_millis(2));
-    node.ferry(&Call::new("DEL", "k9probe", "", &conf))
+    let mut add_time = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        node.ferry(&Call::new(
+            "ADD",
+            "k9probe",
+            &Node::pod_path(&probe_pod),
+            &conf,
+        ))
         .expect_ok();
+        add_time = add_time.min(start.elapsed());
+        node.ferry(&Call::new("DEL", "k9probe", "", &conf))
+            .expect_ok();
+    }
+    let add_time = add_time.max(Duration::from_millis(2));
 
     let mut killed_mid_way = 0;
     for i in 0..50 {
