@@ -49,6 +49,7 @@ pub mod pki;
 pub mod procs;
 pub mod scenarios;
 pub mod teardown;
+pub mod uninstall;
 pub mod util;
 pub mod workload;
 
