@@ -118,4 +118,3 @@ pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
     ));
     Ok(lines)
 }
-
