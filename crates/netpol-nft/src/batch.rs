@@ -103,3 +103,7 @@ pub(crate) fn element_batch(rs: &Ruleset, changes: &[ElementChange], seq: u32) -
     }
     b
 }
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;

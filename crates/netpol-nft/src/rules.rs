@@ -276,6 +276,8 @@ fn new_port_set(b: &mut Batch, table: &str, id: u32, p: Protocol, ports: &[PortR
     ud.extend_from_slice(&desc.to_ne_bytes());
     ud.extend_from_slice(&[1, 4]);
     ud.extend_from_slice(&2u32.to_ne_bytes());
+    // nft's size counts an open interval's missing end element too.
+    let open = usize::from(interval && ports.last().is_some_and(|p| p.end == u16::MAX));
     let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
     if interval {
         flags |= NFT_SET_INTERVAL;
@@ -292,7 +294,7 @@ fn new_port_set(b: &mut Batch, table: &str, id: u32, p: Protocol, ports: &[PortR
             w.u32(NFTA_SET_KEY_LEN, 2);
             w.u32(NFTA_SET_ID, id);
             w.nest(NFTA_SET_DESC, |w| {
-                w.u32(NFTA_SET_DESC_SIZE, elems.len() as u32)
+                w.u32(NFTA_SET_DESC_SIZE, (elems.len() + open) as u32)
             });
             w.put(NFTA_SET_USERDATA, &ud);
         },
