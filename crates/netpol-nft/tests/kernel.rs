@@ -89,3 +89,86 @@ fn counters_delete_and_installed_matches() {
         assert!(counters(TABLE).unwrap().is_empty());
     });
 }
+
+/// named_ports with a third local web pod, a peer gone, a client moved:
+/// pod churn only.
+fn churned(old: &ferry_netpol::Cluster) -> ferry_netpol::Cluster {
+    use ferry_netpol::{NamedPort, Pod, Protocol};
+    let mut c = old.clone();
+    c.pods.push(Pod {
+        namespace: "default".into(),
+        name: "web-4".into(),
+        labels: [("app".to_string(), "web".to_string())].into(),
+        ips: vec![
+            "10.244.0.14".parse().unwrap(),
+            "fd00:10:244::e".parse().unwrap(),
+        ],
+        node: scenarios::NODE.into(),
+        host_network: false,
+        ports: vec![NamedPort {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 8088,
+        }],
+    });
+    c.pods
+        .retain(|p| !(p.namespace == "dev" && p.name == "api"));
+    for p in &mut c.pods {
+        if p.name == "client" {
+            p.ips = vec!["10.244.1.21".parse().unwrap()];
+        }
+    }
+    c
+}
+
+#[test]
+fn pod_churn_is_applied_as_elements() {
+    if !usable() {
+        return;
+    }
+    let policies = scenarios::all()
+        .into_iter()
+        .find(|(n, _)| *n == "named_ports")
+        .unwrap()
+        .1;
+    let opts = Options::new(scenarios::NODE);
+    let old_cluster = scenarios::with_policies(&policies);
+    let old = compile(&old_cluster, &opts);
+    let new = compile(&churned(&old_cluster), &opts);
+
+    let ns = Ns::new();
+    let before = ns.run(|| {
+        assert_eq!(apply(None, &old).unwrap(), Applied::Replaced);
+        counters(TABLE).unwrap()
+    });
+    let applied = ns.run(|| apply(Some(&old), &new)).unwrap();
+    let Applied::Elements { added, removed } = applied else {
+        panic!("expected elements, got {applied:?}");
+    };
+    assert!(added >= 4 && removed >= 2, "{applied:?}");
+    assert_eq!(
+        normalized(&ns.list(TABLE)),
+        normalized(&nft_listing(&new)),
+        "after churn"
+    );
+    ns.run(|| {
+        assert!(installed_matches(&new).unwrap());
+        assert!(!installed_matches(&old).unwrap());
+        assert_eq!(counters(TABLE).unwrap(), before);
+        // And back: removals and additions the other way round.
+        assert!(matches!(
+            apply(Some(&new), &old).unwrap(),
+            Applied::Elements { .. }
+        ));
+        assert!(installed_matches(&old).unwrap());
+    });
+    assert_eq!(normalized(&ns.list(TABLE)), normalized(&nft_listing(&old)));
+
+    // The kernel's table is not `old` (someone deleted it): the element
+    // batch is refused and apply falls back to a replace.
+    ns.run(|| {
+        delete(TABLE).unwrap();
+        assert_eq!(apply(Some(&old), &new).unwrap(), Applied::Replaced);
+        assert!(installed_matches(&new).unwrap());
+    });
+}
