@@ -101,6 +101,22 @@ const CONCAT_UDATA: [u8; 16] = [
     0,
 ];
 
+/// The attributes every NEWSET starts with, in nft's order.
+pub(crate) fn set_header(
+    w: &mut Writer<'_>,
+    table: &str,
+    name: &str,
+    flags: u32,
+    key_type: u32,
+    key_len: u32,
+) {
+    w.str(NFTA_SET_TABLE, table);
+    w.str(NFTA_SET_NAME, name);
+    w.u32(NFTA_SET_FLAGS, flags);
+    w.u32(NFTA_SET_KEY_TYPE, key_type);
+    w.u32(NFTA_SET_KEY_LEN, key_len);
+}
+
 /// `set|map NAME { type ..; [flags interval;] }`
 pub(crate) fn new_set(b: &mut Batch, table: &str, name: &str, id: u32, key: SetKey) {
     let f = key.family();
@@ -119,11 +135,7 @@ pub(crate) fn new_set(b: &mut Batch, table: &str, name: &str, id: u32, key: SetK
         NLM_F_CREATE,
         format!("NEWSET {name}"),
         |w| {
-            w.str(NFTA_SET_TABLE, table);
-            w.str(NFTA_SET_NAME, name);
-            w.u32(NFTA_SET_FLAGS, flags);
-            w.u32(NFTA_SET_KEY_TYPE, key_type);
-            w.u32(NFTA_SET_KEY_LEN, key_len);
+            set_header(w, table, name, flags, key_type, key_len);
             if let SetKey::Verdict(_) = key {
                 w.u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
                 w.u32(NFTA_SET_DATA_LEN, 0);

@@ -9,7 +9,7 @@ use ferry_netpol::ranges::Family;
 use ferry_netpol::Protocol;
 use ferry_nft::raw::{expr, set_elems, udata, Batch, Writer};
 
-use crate::objects::{addr_len, comment_tlv, encode};
+use crate::objects::{addr_len, comment_tlv, encode, set_header};
 use crate::sys::*;
 
 /// Set IDs of the batch: named sets by name, the next free one for
@@ -287,11 +287,7 @@ fn new_port_set(b: &mut Batch, table: &str, id: u32, p: Protocol, ports: &[PortR
         NLM_F_CREATE,
         format!("NEWSET {ANON_SET} (id {id})"),
         |w| {
-            w.str(NFTA_SET_TABLE, table);
-            w.str(NFTA_SET_NAME, ANON_SET);
-            w.u32(NFTA_SET_FLAGS, flags);
-            w.u32(NFTA_SET_KEY_TYPE, NFT_TYPE_INET_SERVICE);
-            w.u32(NFTA_SET_KEY_LEN, 2);
+            set_header(w, table, ANON_SET, flags, NFT_TYPE_INET_SERVICE, 2);
             w.u32(NFTA_SET_ID, id);
             w.nest(NFTA_SET_DESC, |w| {
                 w.u32(NFTA_SET_DESC_SIZE, (elems.len() + open) as u32)

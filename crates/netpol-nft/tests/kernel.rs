@@ -8,9 +8,10 @@ mod common;
 #[path = "../../netpol/tests/scenarios/mod.rs"]
 mod scenarios;
 
-use common::{normalized, usable, Ns};
+use common::{usable, Ns};
 use ferry_netpol::{compile, render, Options, Ruleset};
 use ferry_netpol_nft::{apply, counters, delete, installed_matches, replace, Applied};
+use scenarios::normalized;
 
 const TABLE: &str = ferry_netpol::DEFAULT_TABLE;
 
@@ -90,37 +91,6 @@ fn counters_delete_and_installed_matches() {
     });
 }
 
-/// named_ports with a third local web pod, a peer gone, a client moved:
-/// pod churn only.
-fn churned(old: &ferry_netpol::Cluster) -> ferry_netpol::Cluster {
-    use ferry_netpol::{NamedPort, Pod, Protocol};
-    let mut c = old.clone();
-    c.pods.push(Pod {
-        namespace: "default".into(),
-        name: "web-4".into(),
-        labels: [("app".to_string(), "web".to_string())].into(),
-        ips: vec![
-            "10.244.0.14".parse().unwrap(),
-            "fd00:10:244::e".parse().unwrap(),
-        ],
-        node: scenarios::NODE.into(),
-        host_network: false,
-        ports: vec![NamedPort {
-            name: "http".into(),
-            protocol: Protocol::Tcp,
-            port: 8088,
-        }],
-    });
-    c.pods
-        .retain(|p| !(p.namespace == "dev" && p.name == "api"));
-    for p in &mut c.pods {
-        if p.name == "client" {
-            p.ips = vec!["10.244.1.21".parse().unwrap()];
-        }
-    }
-    c
-}
-
 #[test]
 fn pod_churn_is_applied_as_elements() {
     if !usable() {
@@ -134,7 +104,7 @@ fn pod_churn_is_applied_as_elements() {
     let opts = Options::new(scenarios::NODE);
     let old_cluster = scenarios::with_policies(&policies);
     let old = compile(&old_cluster, &opts);
-    let new = compile(&churned(&old_cluster), &opts);
+    let new = compile(&scenarios::churned(&old_cluster), &opts);
 
     let ns = Ns::new();
     let before = ns.run(|| {

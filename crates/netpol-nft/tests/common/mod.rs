@@ -108,30 +108,3 @@ impl Drop for Ns {
         let _ = ferry_netns::delete_named(&self.name);
     }
 }
-
-/// `text` with each element list on one line, its elements sorted (nft
-/// wraps long lists and lists hash-set elements in hash order).
-pub fn normalized(text: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim();
-        match lines.last_mut() {
-            Some(last) if last.contains("elements = {") && !last.ends_with('}') => {
-                last.push(' ');
-                last.push_str(t);
-            }
-            _ => lines.push(t.to_string()),
-        }
-    }
-    for l in &mut lines {
-        if let Some(list) = l
-            .strip_prefix("elements = { ")
-            .and_then(|r| r.strip_suffix(" }"))
-        {
-            let mut items: Vec<&str> = list.split(", ").collect();
-            items.sort();
-            *l = format!("elements = {{ {} }}", items.join(", "));
-        }
-    }
-    lines.join("\n")
-}
