@@ -96,10 +96,7 @@ fn assert_same(name: &str, ours: &[(u16, Vec<u8>)], nft: &[(u16, Vec<u8>)]) {
 }
 
 fn scenario(name: &str) -> Ruleset {
-    let (_, policies) = scenarios::all()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .unwrap();
+    let policies = scenarios::policies(name);
     ferry_netpol::compile(
         &scenarios::with_policies(&policies),
         &ferry_netpol::Options::new(scenarios::NODE),

@@ -59,9 +59,8 @@ fn counters_delete_and_installed_matches() {
     if !usable() {
         return;
     }
-    let all = scenarios::all();
-    let rs = ruleset(&all.iter().find(|(n, _)| *n == "named_ports").unwrap().1);
-    let other = ruleset(&all.iter().find(|(n, _)| *n == "ip_block_except").unwrap().1);
+    let rs = ruleset(&scenarios::policies("named_ports"));
+    let other = ruleset(&scenarios::policies("ip_block_except"));
     let ns = Ns::new();
     ns.run(|| {
         assert!(counters(TABLE).unwrap().is_empty());
@@ -96,11 +95,7 @@ fn pod_churn_is_applied_as_elements() {
     if !usable() {
         return;
     }
-    let policies = scenarios::all()
-        .into_iter()
-        .find(|(n, _)| *n == "named_ports")
-        .unwrap()
-        .1;
+    let policies = scenarios::policies("named_ports");
     let opts = Options::new(scenarios::NODE);
     let old_cluster = scenarios::with_policies(&policies);
     let old = compile(&old_cluster, &opts);

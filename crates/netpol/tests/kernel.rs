@@ -120,11 +120,7 @@ fn pod_churn_is_applied_as_elements() {
     if !usable() {
         return;
     }
-    let policies = scenarios::all()
-        .into_iter()
-        .find(|(n, _)| *n == "named_ports")
-        .unwrap()
-        .1;
+    let policies = scenarios::policies("named_ports");
     let old_cluster = scenarios::with_policies(&policies);
     let opts = Options::new(scenarios::NODE);
     let old = compile(&old_cluster, &opts);

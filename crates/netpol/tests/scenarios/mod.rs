@@ -332,6 +332,15 @@ pub fn all() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
+/// The policies of scenario `name`.
+pub fn policies(name: &str) -> Vec<Value> {
+    all()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+        .1
+}
+
 /// The cluster with a scenario's policies in it.
 pub fn with_policies(policies: &[Value]) -> Cluster {
     let mut c = cluster();
