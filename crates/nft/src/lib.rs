@@ -37,6 +37,7 @@ mod cidr;
 mod error;
 mod msg;
 mod nla;
+pub mod raw;
 mod read;
 mod socket;
 mod state;
