@@ -24,9 +24,6 @@ pub enum Applied {
 pub enum DataplaneError {
     #[error("nftables: {0}")]
     Kernel(String),
-    /// This build cannot program policy (see [`KernelDataplane`]).
-    #[error("network policy dataplane unavailable: {0}")]
-    Unavailable(&'static str),
 }
 
 /// Named counters: name → (packets, bytes).
@@ -48,36 +45,39 @@ pub trait PolicyDataplane: Send + 'static {
     fn installed_matches(&mut self, rs: &Ruleset) -> Result<bool, DataplaneError>;
 }
 
-/// The real dataplane. ferry-netpol-nft (the netlink encoder of a
-/// [`Ruleset`]) is not in this tree yet: deleting the table works (through
-/// ferry-nft, which deletes any `inet` table by name), every other call
-/// fails with [`DataplaneError::Unavailable`], which the controller logs,
-/// counts (`ferry_network_policy_apply_errors_total`) and retries; nothing
-/// is ever reported as enforced without it.
+/// The real dataplane: ferry-netpol-nft (one nfnetlink batch per call,
+/// in the calling thread's network namespace).
 #[derive(Debug, Default)]
 pub struct KernelDataplane;
 
-const NOT_BUILT: &str = "ferry-netpol-nft is not part of this build";
+fn kernel(e: ferry_netpol_nft::Error) -> DataplaneError {
+    DataplaneError::Kernel(e.to_string())
+}
 
 impl PolicyDataplane for KernelDataplane {
-    fn replace(&mut self, _new: &Ruleset) -> Result<(), DataplaneError> {
-        Err(DataplaneError::Unavailable(NOT_BUILT))
+    fn replace(&mut self, new: &Ruleset) -> Result<(), DataplaneError> {
+        ferry_netpol_nft::replace(new).map_err(kernel)
     }
 
-    fn apply(&mut self, _old: Option<&Ruleset>, _new: &Ruleset) -> Result<Applied, DataplaneError> {
-        Err(DataplaneError::Unavailable(NOT_BUILT))
+    fn apply(&mut self, old: Option<&Ruleset>, new: &Ruleset) -> Result<Applied, DataplaneError> {
+        use ferry_netpol_nft::Applied as A;
+        Ok(match ferry_netpol_nft::apply(old, new).map_err(kernel)? {
+            A::Unchanged => Applied::Unchanged,
+            A::Elements { added, removed } => Applied::Elements { added, removed },
+            A::Replaced => Applied::Replaced,
+        })
     }
 
     fn delete(&mut self, table: &str) -> Result<bool, DataplaneError> {
-        ferry_nft::delete_table(table).map_err(|e| DataplaneError::Kernel(e.to_string()))
+        ferry_netpol_nft::delete(table).map_err(kernel)
     }
 
-    fn counters(&mut self, _table: &str) -> Result<Counters, DataplaneError> {
-        Err(DataplaneError::Unavailable(NOT_BUILT))
+    fn counters(&mut self, table: &str) -> Result<Counters, DataplaneError> {
+        ferry_netpol_nft::counters(table).map_err(kernel)
     }
 
-    fn installed_matches(&mut self, _rs: &Ruleset) -> Result<bool, DataplaneError> {
-        Err(DataplaneError::Unavailable(NOT_BUILT))
+    fn installed_matches(&mut self, rs: &Ruleset) -> Result<bool, DataplaneError> {
+        ferry_netpol_nft::installed_matches(rs).map_err(kernel)
     }
 }
 

@@ -75,3 +75,72 @@ pub fn load_table(node: &LabNode, text: &str) {
 pub fn series(node: &LabNode, series: &str) -> Option<f64> {
     node.metric(series)
 }
+
+/// A TCP server in a pod netns, accepting and closing connections until
+/// dropped.
+pub struct Server {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn netns(name: &str) -> ferry_netns::NetNs {
+    ferry_netns::NetNs::open(std::path::Path::new(&format!("/run/netns/{name}"))).unwrap()
+}
+
+/// Listens on `port` (every address) in netns `ns`.
+pub fn serve(ns: &str, port: u16) -> Server {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = netns(ns)
+        .run(|| std::net::TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => drop(s),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    Server {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether a TCP connect from netns `from` to `ip:port` succeeds within
+/// 500 ms.
+pub fn connects(from: &str, ip: &str, port: u16) -> bool {
+    let addr = std::net::SocketAddr::new(ip.parse().unwrap(), port);
+    netns(from)
+        .run(|| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+                .is_ok()
+        })
+        .unwrap()
+}
+
+/// Waits until a connect from `from` to `ip:port` succeeds (`open`) or
+/// fails (`!open`) twice in a row.
+pub fn expect(from: &str, ip: &str, port: u16, open: bool, why: &str) {
+    super::wait_for(
+        std::time::Duration::from_secs(30),
+        &format!(
+            "{from} -> {ip}:{port} {}: {why}",
+            if open { "open" } else { "blocked" }
+        ),
+        || (connects(from, ip, port) == open && connects(from, ip, port) == open).then_some(()),
+    );
+}
