@@ -13,6 +13,8 @@ use kube::Api;
 use crate::cli::{Opts, Routing};
 use crate::desired::{self, Settings};
 use crate::discovery::{self, NodeInfo, Nodes};
+use crate::policy::status::{self as policy_status, PolicyReport};
+use crate::policy::{KernelDataplane, PolicyDataplane};
 use crate::{fast_path, kube_client, nat, routes, AgentError, NETWORK_NAME, NFT_TABLE};
 
 /// A pod with an address on this node (from the IPAM store).
@@ -39,6 +41,8 @@ pub struct Report {
     pub conflist: Option<String>,
     pub pods: Result<Vec<PodAddr>, String>,
     pub fast_path: Result<fast_path::Observed, String>,
+    /// NetworkPolicy (`None` with `--network-policy=false`).
+    pub policy: Option<Result<PolicyReport, String>>,
     pub problems: Vec<String>,
 }
 
@@ -55,6 +59,7 @@ impl Report {
             conflist: None,
             pods: Ok(Vec::new()),
             fast_path: Ok(fast_path::Observed::default()),
+            policy: None,
             problems: Vec::new(),
         }
     }
@@ -68,15 +73,39 @@ pub async fn gather(o: &Opts) -> Report {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
     };
+    let cluster = match o.network_policy {
+        false => None,
+        true => Some(
+            match tokio::time::timeout(Duration::from_secs(10), list_policy_cluster(o)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("timed out".into()),
+            },
+        ),
+    };
     let o = o.clone();
     let routing = o.routing;
-    tokio::task::spawn_blocking(move || gather_local(&o, nodes))
-        .await
-        .unwrap_or_else(|e| {
-            let mut r = Report::new(routing, Err("not asked".into()));
-            r.problems.push(format!("status task: {e}"));
-            r
-        })
+    tokio::task::spawn_blocking(move || {
+        let mut r = gather_local(&o, nodes);
+        if let Some(cluster) = cluster {
+            r.policy = Some(cluster.and_then(|(c, problems)| {
+                let node = r.node.as_ref().ok_or("this node is unknown")?.name.clone();
+                let counters = KernelDataplane.counters(ferry_netpol::DEFAULT_TABLE);
+                Ok(policy_status::report(&c, problems, &node, counters))
+            }));
+        }
+        r
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let mut r = Report::new(routing, Err("not asked".into()));
+        r.problems.push(format!("status task: {e}"));
+        r
+    })
+}
+
+async fn list_policy_cluster(o: &Opts) -> Result<(ferry_netpol::Cluster, Vec<String>), AgentError> {
+    let client = kube_client::client(o.kubeconfig.as_deref()).await?;
+    policy_status::list_cluster(client).await
 }
 
 async fn list_nodes(o: &Opts) -> Result<Nodes, AgentError> {
@@ -312,6 +341,9 @@ impl fmt::Display for Report {
             Err(e) => {
                 let _ = writeln!(s, "pods:       cannot read the IPAM store ({e})");
             }
+        }
+        if let Some(p) = &self.policy {
+            policy_status::render(p, &mut s);
         }
         for p in &self.problems {
             let _ = writeln!(s, "problem:    {p}");

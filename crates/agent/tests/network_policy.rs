@@ -143,6 +143,26 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
         3.0
     );
 
+    // `ferryd status` lists them with the kernel's counts.
+    let (ok, out, err) = lab.nodes[0].ferryd_cmd(&lab.kubeconfig, "status");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("policy:     3 isolating local pods"), "{out}");
+    let deny = out
+        .lines()
+        .find(|l| l.contains("default/deny ingress:"))
+        .unwrap_or_default();
+    let dropped: u64 = deny
+        .split(", ")
+        .nth(1)
+        .and_then(|d| d.strip_suffix(" packets dropped"))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in {deny:?}\n{out}"));
+    assert!(dropped > 0, "{out}");
+    assert!(
+        deny.contains(": 3 local pod addresses"),
+        "web, c1 and c3: {out}"
+    );
+
     for name in ["deny", "from-clients", "from-team"] {
         store.remove(Kind::NetworkPolicy, "default", name).unwrap();
     }

@@ -39,12 +39,14 @@
 //!
 //! [`view`] (slim objects from watch events) · [`engine`] (install,
 //! monotonic drop counters) · [`dataplane`] (the trait, the kernel impl) ·
-//! [`controller`] (watches, debounce, the loop) · [`metrics`].
+//! [`controller`] (watches, debounce, the loop) · [`metrics`] ·
+//! [`status`] (`ferryd status`).
 
 pub mod controller;
 pub mod dataplane;
 pub mod engine;
 pub mod metrics;
+pub mod status;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
