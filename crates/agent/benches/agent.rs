@@ -14,6 +14,10 @@
 //! * `rss`: ferryd's resident memory with 1k and 5k Nodes in the API (all
 //!   directly connected, so it owns 1k/5k routes), after it is ready.
 //!
+//! * `policy`: NetworkPolicy at scale: 5k Pods (250 on the bench node),
+//!   1k NetworkPolicies in 50 namespaces; ferryd's memory once the table
+//!   is installed, the first sync, and a pod-churn sync (elements only).
+//!
 //! Numbers are printed, never asserted.
 
 #[path = "../tests/common/mod.rs"]
@@ -56,6 +60,9 @@ fn main() {
         for n in [1000, 5000] {
             rss(n);
         }
+    }
+    if want("policy") {
+        policy(5000, 1000);
     }
 }
 
@@ -252,5 +259,103 @@ fn rss(n: usize) {
         vm_kib(pid, "VmRSS:") as f64 / 1024.0,
         vm_kib(pid, "VmHWM:") as f64 / 1024.0,
         ready.as_secs_f64()
+    );
+}
+
+/// `pods` Pods over 20 nodes and `policies` NetworkPolicies over 50
+/// namespaces, all in the API before ferryd starts.
+fn policy(pods: usize, policies: usize) {
+    use common::policy::{put_namespace, put_pod, put_policy};
+    use serde_json::json;
+    let mut lab = Lab::new("npb", 1, &[]);
+    lab.nodes[0].flags.push("--fast-path=false".into());
+    let store = lab.store();
+    for ns in 0..50 {
+        put_namespace(
+            &store,
+            &format!("ns{ns}"),
+            json!({"team": format!("t{}", ns % 5)}),
+        );
+    }
+    for i in 0..pods {
+        let node = if i % 20 == 0 {
+            "k8s-1".to_string()
+        } else {
+            format!("node-{}", i % 20)
+        };
+        let ip = format!(
+            "10.{}.{}.{}",
+            100 + i % 20,
+            (i / 20) / 250,
+            (i / 20) % 250 + 2
+        );
+        let labels = json!({"app": format!("app{}", i % 40), "tier": format!("t{}", i % 3)});
+        put_pod(
+            &store,
+            &format!("ns{}", i % 50),
+            &format!("pod-{i}"),
+            &node,
+            &ip,
+            labels,
+        );
+    }
+    for i in 0..policies {
+        let spec = json!({
+            "podSelector": {"matchLabels": {"app": format!("app{}", i % 40)}},
+            "policyTypes": if i % 4 == 0 { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) },
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", i % 5)}},
+                                  "podSelector": {"matchLabels": {"tier": "t1"}}},
+                                 {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}],
+                         "ports": [{"port": 8080}, {"port": "http"}]}],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"tier": "t2"}}}], "ports": [{"port": 53, "protocol": "UDP"}]}]
+        });
+        put_policy(&store, &format!("ns{}", i % 50), &format!("np-{i}"), spec);
+    }
+    let t0 = Instant::now();
+    lab.start_all();
+    let node = &lab.nodes[0];
+    node.wait_ready();
+    let replaced = "ferry_network_policy_applies_total{result=\"replaced\"}";
+    wait_for(WAIT, "the first policy sync", || {
+        (node.metric(replaced).unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    let first = t0.elapsed();
+    let pid = node.ferryd_pid().unwrap();
+    let before = vm_kib(pid, "VmRSS:");
+    // Churn: 50 more pods, one at a time, as a scheduler would.
+    let elements = "ferry_network_policy_applies_total{result=\"elements\"}";
+    let e0 = node.metric(elements).unwrap_or(0.0);
+    let t1 = Instant::now();
+    for i in pods..pods + 50 {
+        let ip = format!("10.99.{}.{}", i / 250 % 250, i % 250 + 2);
+        put_pod(
+            &store,
+            &format!("ns{}", i % 50),
+            &format!("pod-{i}"),
+            "k8s-1",
+            &ip,
+            json!({"app": "app0", "tier": "t1"}),
+        );
+    }
+    wait_for(WAIT, "the churn applied", || {
+        (node.metric(elements).unwrap_or(0.0) > e0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let sum = node
+        .metric("ferry_network_policy_apply_duration_seconds_sum")
+        .unwrap_or(0.0);
+    let count = node
+        .metric("ferry_network_policy_apply_duration_seconds_count")
+        .unwrap_or(1.0);
+    println!(
+        "policy: {pods} Pods, {policies} NetworkPolicies: ferryd VmRSS {:.1} MiB after the first sync, {:.1} MiB after churn, peak VmHWM {:.1} MiB; first sync {:.1} s after start; 50 pod adds applied within {:.2} s ({} replaces, {} element syncs; mean sync {:.1} ms)",
+        before as f64 / 1024.0,
+        vm_kib(pid, "VmRSS:") as f64 / 1024.0,
+        vm_kib(pid, "VmHWM:") as f64 / 1024.0,
+        first.as_secs_f64(),
+        t1.elapsed().as_secs_f64(),
+        node.metric(replaced).unwrap_or(0.0),
+        node.metric(elements).unwrap_or(0.0),
+        sum / count * 1000.0,
     );
 }

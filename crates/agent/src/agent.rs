@@ -80,6 +80,9 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     let policy = Arc::new(policy::PolicyShared::default());
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {
+        if opts.fast_path {
+            tracing::warn!("--network-policy with --fast-path: pod-to-pod flows the fast path forwards bypass the policy table until the fast path leaves isolated pods alone; run --fast-path=false to enforce policy everywhere");
+        }
         metrics.set_policy(policy.clone());
         tasks.push(tokio::spawn(policy::controller::run(
             client,
