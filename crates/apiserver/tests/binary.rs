@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use ferry_apiserver::{fixture_control_plane, fixture_node, ApiServer, KUBECONFIG};
+use ferry_apiserver::{fixture_control_plane, fixture_node, ApiServer, Kind, KUBECONFIG};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
@@ -230,6 +230,15 @@ async fn library_restart_from_state_dir_continues_the_cluster() {
         .store()
         .modify_node("k8s-worker-1", &json!({"metadata": {"labels": {"k": "v"}}}))
         .unwrap();
+    // Other kinds are kept too.
+    let store = server.store();
+    store
+        .put(json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "team"}}))
+        .unwrap();
+    store
+        .put(json!({"kind": "NetworkPolicy", "apiVersion": "networking.k8s.io/v1",
+                    "metadata": {"name": "deny", "namespace": "team"}, "spec": {"podSelector": {}}}))
+        .unwrap();
     let saved_rv = server.store().resource_version();
     let ca = server.ca_pem();
     drop(server);
@@ -239,6 +248,9 @@ async fn library_restart_from_state_dir_continues_the_cluster() {
         .unwrap();
     assert_eq!(again.ca_pem(), ca);
     assert_eq!(again.store().names(), ["k8s-worker-1"]);
+    let policy = again.store().get_value(Kind::NetworkPolicy, "team", "deny");
+    assert_eq!(policy.unwrap()["metadata"]["namespace"], "team");
+    assert_eq!(again.store().count(Kind::Namespace), 1);
     assert!(again.store().resource_version() > saved_rv);
     let api: Api<Node> = Api::all(client(&again).await);
     let node = api.get("k8s-worker-1").await.unwrap();
