@@ -91,6 +91,8 @@ pub struct FakeDataplane {
     pub replaces: usize,
     pub element_applies: usize,
     pub fail: bool,
+    /// `installed_matches` fails (e.g. no dormant tables on this kernel).
+    pub check_fails: bool,
 }
 
 #[cfg(test)]
@@ -141,6 +143,9 @@ impl PolicyDataplane for FakeDataplane {
     }
 
     fn installed_matches(&mut self, rs: &Ruleset) -> Result<bool, DataplaneError> {
+        if self.check_fails {
+            return Err(DataplaneError::Kernel("injected".into()));
+        }
         Ok(self.installed.as_ref() == Some(rs))
     }
 }

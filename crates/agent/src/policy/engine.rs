@@ -46,7 +46,9 @@ impl<D: PolicyDataplane> Engine<D> {
     /// module docs); the first sync keeps the table when it already
     /// matches, else replaces it atomically.
     pub fn sync(&mut self, new: Ruleset) -> Result<Synced, DataplaneError> {
-        if self.installed.is_none() && self.dp.installed_matches(&new)? {
+        // A check that fails is no reason to leave a stale table: the
+        // replace below is atomic, it only costs the counters.
+        if self.installed.is_none() && self.dp.installed_matches(&new).unwrap_or(false) {
             self.installed = Some(new);
             return Ok(Synced::Adopted);
         }

@@ -104,6 +104,16 @@ fn a_restart_adopts_a_matching_table_and_replaces_a_stale_one() {
         e.sync(compile(&c)).unwrap(),
         Synced::Applied(Applied::Replaced)
     );
+    // A failing check replaces too (atomic, only the counters are lost).
+    let mut e = Engine::new(FakeDataplane {
+        installed: Some(compile(&c)),
+        check_fails: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        e.sync(compile(&c)).unwrap(),
+        Synced::Applied(Applied::Replaced)
+    );
 }
 
 #[test]
