@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
     SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 
-use crate::pod::{capabilities, env, meta, mount, resources};
+use crate::objects::{capabilities, env, meta, mount, resources};
 use crate::{env_of, Images, Routing, BGP_SECRET, NAMESPACE, OSPF_SECRET};
 
 /// FRR's config directory (ferryd writes `frr.conf` and `vtysh.conf`).
