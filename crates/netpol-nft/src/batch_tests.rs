@@ -20,21 +20,10 @@ mod scenarios;
 
 const NLMSG_HDR_LEN: usize = 16;
 
-/// (nlmsg type, everything after the nlmsghdr) per message of a capture,
-/// from BATCH_BEGIN to BATCH_END (nft's cache requests before it dropped).
+/// The messages of a capture from BATCH_BEGIN to BATCH_END (nft's cache
+/// requests before it dropped).
 fn capture(text: &str) -> Vec<(u16, Vec<u8>)> {
-    let all: Vec<(u16, Vec<u8>)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (ty, hex) = l.split_once(' ').expect("type and hex");
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            (ty.parse().unwrap(), bytes)
-        })
-        .collect();
+    let all = ferry_testkit::capture::nft_messages(text);
     let begin = all.iter().position(|(t, _)| *t == 16).expect("BATCH_BEGIN");
     all[begin..].to_vec()
 }
