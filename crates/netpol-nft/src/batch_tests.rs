@@ -336,3 +336,23 @@ fn bad_rulesets_are_refused_before_sending() {
         [range("10.0.0.9", "10.0.0.1")].into();
     assert!(validate(&rs).is_err());
 }
+
+#[test]
+fn base_chain_with_comment_and_negative_priority_matches_nft() {
+    let rs = Ruleset {
+        table: "x".into(),
+        counters: BTreeSet::new(),
+        sets: BTreeMap::new(),
+        chains: vec![Chain {
+            name: "c".into(),
+            base: Some(ferry_netpol::ir::BaseChain { priority: -5 }),
+            comment: Some("base".into()),
+            rules: vec![],
+        }],
+    };
+    check_table(
+        &rs,
+        include_str!("testdata/nft-base-chain.hex"),
+        "base chain",
+    );
+}
