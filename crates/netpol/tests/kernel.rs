@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_netpol::render::element_commands;
-use ferry_netpol::{compile, diff, render, Diff, NamedPort, Options, Pod, Protocol};
+use ferry_netpol::{compile, diff, render, Diff, Options};
+use scenarios::normalized;
 
 fn usable() -> bool {
     let root = Command::new("id")
@@ -85,32 +86,6 @@ fn write_temp(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
-/// `text` with each element list on one line, its elements sorted.
-fn normalized(text: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim();
-        match lines.last_mut() {
-            Some(last) if last.contains("elements = {") && !last.ends_with('}') => {
-                last.push(' ');
-                last.push_str(t);
-            }
-            _ => lines.push(t.to_string()),
-        }
-    }
-    for l in &mut lines {
-        if let Some(list) = l
-            .strip_prefix("elements = { ")
-            .and_then(|r| r.strip_suffix(" }"))
-        {
-            let mut items: Vec<&str> = list.split(", ").collect();
-            items.sort();
-            *l = format!("elements = {{ {} }}", items.join(", "));
-        }
-    }
-    lines.join("\n")
-}
-
 #[test]
 fn every_golden_is_accepted_and_loads() {
     if !usable() {
@@ -145,41 +120,13 @@ fn pod_churn_is_applied_as_elements() {
     if !usable() {
         return;
     }
-    let policies = scenarios::all()
-        .into_iter()
-        .find(|(n, _)| *n == "named_ports")
-        .unwrap()
-        .1;
+    let policies = scenarios::policies("named_ports");
     let old_cluster = scenarios::with_policies(&policies);
     let opts = Options::new(scenarios::NODE);
     let old = compile(&old_cluster, &opts);
 
     // A third local web pod arrives, a peer leaves, a client changes address.
-    let mut new_cluster = old_cluster.clone();
-    new_cluster.pods.push(Pod {
-        namespace: "default".into(),
-        name: "web-4".into(),
-        labels: [("app".to_string(), "web".to_string())].into(),
-        ips: vec![
-            "10.244.0.14".parse().unwrap(),
-            "fd00:10:244::e".parse().unwrap(),
-        ],
-        node: scenarios::NODE.into(),
-        host_network: false,
-        ports: vec![NamedPort {
-            name: "http".into(),
-            protocol: Protocol::Tcp,
-            port: 8088,
-        }],
-    });
-    new_cluster
-        .pods
-        .retain(|p| !(p.namespace == "dev" && p.name == "api"));
-    for p in &mut new_cluster.pods {
-        if p.name == "client" {
-            p.ips = vec!["10.244.1.21".parse().unwrap()];
-        }
-    }
+    let new_cluster = scenarios::churned(&old_cluster);
     let new = compile(&new_cluster, &opts);
     let Diff::Elements(changes) = diff(&old, &new) else {
         panic!("expected an element diff, got {:?}", diff(&old, &new));

@@ -48,9 +48,9 @@ impl IpFamily {
 
 /// An inclusive range of addresses of one family, as numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Range {
-    pub(crate) start: u128,
-    pub(crate) end: u128,
+pub struct Range {
+    pub start: u128,
+    pub end: u128,
 }
 
 fn range_of(net: &IpNet) -> Range {
@@ -152,13 +152,13 @@ pub fn normalize(cidrs: &[IpNet]) -> Vec<IpNet> {
 
 /// One element of an interval set, as nft sends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Elem {
-    pub(crate) key: u128,
+pub struct Elem {
+    pub key: u128,
     /// NFT_SET_ELEM_INTERVAL_END: the first address after an interval.
-    pub(crate) end: bool,
+    pub end: bool,
     /// The start of an interval that runs to the highest address (it has no
     /// end element; nft marks it in the element's userdata).
-    pub(crate) open: bool,
+    pub open: bool,
 }
 
 /// The elements for `ranges` (merged), in the order and shape nft 1.0.6
@@ -166,7 +166,7 @@ pub(crate) struct Elem {
 /// start at 0 (the rbtree backend wants the gap below it closed); an end
 /// element one past each interval, except an interval that reaches the
 /// highest address, which stays open.
-pub(crate) fn interval_elements(family: IpFamily, ranges: &[Range]) -> Vec<Elem> {
+pub fn interval_elements(family: IpFamily, ranges: &[Range]) -> Vec<Elem> {
     let mut out = Vec::with_capacity(ranges.len() * 2 + 1);
     if ranges.first().is_some_and(|r| r.start != 0) {
         out.push(Elem {
@@ -197,7 +197,7 @@ pub(crate) fn interval_elements(family: IpFamily, ranges: &[Range]) -> Vec<Elem>
 /// element runs to the next end element above it, or to the highest
 /// address when none follows. End elements with no start (the one at 0)
 /// are skipped.
-pub(crate) fn elements_to_ranges(family: IpFamily, elems: &[Elem]) -> Vec<Range> {
+pub fn elements_to_ranges(family: IpFamily, elems: &[Elem]) -> Vec<Range> {
     let mut sorted = elems.to_vec();
     // At one key an end (closing the interval below) sorts before a start.
     sorted.sort_by_key(|e| (e.key, !e.end));
@@ -230,7 +230,7 @@ pub(crate) fn elements_to_ranges(family: IpFamily, elems: &[Elem]) -> Vec<Range>
 }
 
 /// A key as the set stores it: the address in network byte order.
-pub(crate) fn key_bytes(family: IpFamily, key: u128) -> Vec<u8> {
+pub fn key_bytes(family: IpFamily, key: u128) -> Vec<u8> {
     match family {
         IpFamily::V4 => (key as u32).to_be_bytes().to_vec(),
         IpFamily::V6 => key.to_be_bytes().to_vec(),
@@ -238,7 +238,7 @@ pub(crate) fn key_bytes(family: IpFamily, key: u128) -> Vec<u8> {
 }
 
 /// A key read back from the kernel; `None` when its length is wrong.
-pub(crate) fn key_from_bytes(family: IpFamily, bytes: &[u8]) -> Option<u128> {
+pub fn key_from_bytes(family: IpFamily, bytes: &[u8]) -> Option<u128> {
     match family {
         IpFamily::V4 => Some(u32::from_be_bytes(bytes.try_into().ok()?).into()),
         IpFamily::V6 => Some(u128::from_be_bytes(bytes.try_into().ok()?)),

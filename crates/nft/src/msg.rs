@@ -43,7 +43,7 @@ pub(crate) fn request(ty: u16, flags: u16, seq: u32, f: impl FnOnce(&mut Writer<
 
 /// An nfnetlink transaction: BATCH_BEGIN, messages that each ask for an
 /// ACK, BATCH_END. The kernel applies all of it or nothing.
-pub(crate) struct Batch {
+pub struct Batch {
     buf: Vec<u8>,
     next_seq: u32,
     begin_seq: u32,
@@ -52,8 +52,8 @@ pub(crate) struct Batch {
 }
 
 /// A finished batch, ready to send in one datagram.
-pub(crate) struct SealedBatch {
-    pub(crate) bytes: Vec<u8>,
+pub struct SealedBatch {
+    pub bytes: Vec<u8>,
     pub(crate) begin_seq: u32,
     /// The sequence number of BATCH_END, the batch's last.
     pub(crate) end_seq: u32,
@@ -61,7 +61,7 @@ pub(crate) struct SealedBatch {
 }
 
 impl Batch {
-    pub(crate) fn new(first_seq: u32) -> Batch {
+    pub fn new(first_seq: u32) -> Batch {
         let mut buf = Vec::with_capacity(4096);
         message(
             &mut buf,
@@ -82,13 +82,7 @@ impl Batch {
 
     /// Adds an nf_tables message (family inet) with NLM_F_REQUEST |
     /// NLM_F_ACK | `flags`; `what` names it in errors.
-    pub(crate) fn push(
-        &mut self,
-        msg: u16,
-        flags: u16,
-        what: String,
-        f: impl FnOnce(&mut Writer<'_>),
-    ) {
+    pub fn push(&mut self, msg: u16, flags: u16, what: String, f: impl FnOnce(&mut Writer<'_>)) {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         let flags = NLM_F_REQUEST | NLM_F_ACK | flags;
@@ -96,7 +90,7 @@ impl Batch {
         self.acked.push((seq, what));
     }
 
-    pub(crate) fn seal(mut self) -> SealedBatch {
+    pub fn seal(mut self) -> SealedBatch {
         let seq = self.next_seq;
         message(
             &mut self.buf,
@@ -116,7 +110,7 @@ impl Batch {
     }
 }
 
-pub(crate) fn new_table(b: &mut Batch, table: &str) {
+pub fn new_table(b: &mut Batch, table: &str) {
     b.push(
         NFT_MSG_NEWTABLE,
         NLM_F_CREATE,
@@ -128,7 +122,7 @@ pub(crate) fn new_table(b: &mut Batch, table: &str) {
     );
 }
 
-pub(crate) fn del_table(b: &mut Batch, table: &str) {
+pub fn del_table(b: &mut Batch, table: &str) {
     b.push(NFT_MSG_DELTABLE, 0, format!("DELTABLE {table}"), |w| {
         w.str(NFTA_TABLE_NAME, table);
     });
@@ -174,13 +168,13 @@ pub(crate) fn new_interval_set(b: &mut Batch, table: &str, set: &str, id: u32, f
 }
 
 /// A libnftnl userdata TLV holding a host-order u32.
-fn udata(ty: u8, value: u32) -> [u8; 6] {
+pub fn udata(ty: u8, value: u32) -> [u8; 6] {
     let v = value.to_ne_bytes();
     [ty, 4, v[0], v[1], v[2], v[3]]
 }
 
 /// One element, encoded as an NFTA_LIST_ELEM.
-fn encode_elem(family: IpFamily, e: &Elem) -> Vec<u8> {
+pub fn encode_elem(family: IpFamily, e: &Elem) -> Vec<u8> {
     let mut buf = Vec::with_capacity(48);
     Writer::new(&mut buf).nest(NFTA_LIST_ELEM, |w| {
         if e.end {
@@ -210,6 +204,21 @@ pub(crate) fn new_set_elems(
     elems: &[Elem],
 ) {
     let encoded: Vec<Vec<u8>> = elems.iter().map(|e| encode_elem(family, e)).collect();
+    set_elems(b, NFT_MSG_NEWSETELEM, table, set, Some(id), &encoded);
+}
+
+/// NEWSETELEM (or DELSETELEM) messages carrying `encoded` (each one
+/// NFTA_LIST_ELEM nest), split in as many messages as the 16-bit
+/// attribute length needs (all in the same batch: still one transaction).
+/// `id` is the NFTA_SET_ID of a set created in the same batch.
+pub fn set_elems(
+    b: &mut Batch,
+    msg: u16,
+    table: &str,
+    set: &str,
+    id: Option<u32>,
+    encoded: &[Vec<u8>],
+) {
     let mut chunks: Vec<&[Vec<u8>]> = Vec::new();
     let (mut from, mut size) = (0, 0);
     for (i, e) in encoded.iter().enumerate() {
@@ -222,17 +231,29 @@ pub(crate) fn new_set_elems(
     if from < encoded.len() {
         chunks.push(&encoded[from..]);
     }
+    let op = if msg == NFT_MSG_NEWSETELEM {
+        "NEWSETELEM"
+    } else {
+        "DELSETELEM"
+    };
+    let flags = if msg == NFT_MSG_NEWSETELEM {
+        NLM_F_CREATE
+    } else {
+        0
+    };
     let total = chunks.len();
     for (n, chunk) in chunks.into_iter().enumerate() {
         let what = if total == 1 {
-            format!("NEWSETELEM {set} ({} elements)", chunk.len())
+            format!("{op} {set} ({} elements)", chunk.len())
         } else {
-            format!("NEWSETELEM {set} (part {} of {total})", n + 1)
+            format!("{op} {set} (part {} of {total})", n + 1)
         };
-        b.push(NFT_MSG_NEWSETELEM, NLM_F_CREATE, what, |w| {
+        b.push(msg, flags, what, |w| {
             w.str(NFTA_SET_ELEM_LIST_TABLE, table);
             w.str(NFTA_SET_ELEM_LIST_SET, set);
-            w.u32(NFTA_SET_ELEM_LIST_SET_ID, id);
+            if let Some(id) = id {
+                w.u32(NFTA_SET_ELEM_LIST_SET_ID, id);
+            }
             w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
                 // libnftnl numbers the list entries 1, 2, 3, ... (the
                 // kernel ignores the type); do the same.
@@ -302,7 +323,8 @@ pub(crate) fn new_masquerade_rule(
     });
 }
 
-fn expr(w: &mut Writer<'_>, name: &str, data: impl FnOnce(&mut Writer<'_>)) {
+/// One expression (`NFTA_LIST_ELEM` { name, data }) of a rule.
+pub fn expr(w: &mut Writer<'_>, name: &str, data: impl FnOnce(&mut Writer<'_>)) {
     w.nest(NFTA_LIST_ELEM, |w| {
         w.str(NFTA_EXPR_NAME, name);
         w.nest(NFTA_EXPR_DATA, data);

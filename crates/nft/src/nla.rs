@@ -10,17 +10,17 @@ pub(crate) const fn align4(len: usize) -> usize {
 }
 
 /// Appends attributes to a buffer (the tail of a message being built).
-pub(crate) struct Writer<'a> {
+pub struct Writer<'a> {
     buf: &'a mut Vec<u8>,
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(buf: &'a mut Vec<u8>) -> Writer<'a> {
+    pub fn new(buf: &'a mut Vec<u8>) -> Writer<'a> {
         Writer { buf }
     }
 
     /// One attribute with a raw value, padded to 4 bytes.
-    pub(crate) fn put(&mut self, ty: u16, value: &[u8]) {
+    pub fn put(&mut self, ty: u16, value: &[u8]) {
         let len = 4 + value.len();
         let len16 = u16::try_from(len).expect("netlink attribute over 64 KiB");
         self.buf.extend_from_slice(&len16.to_ne_bytes());
@@ -29,12 +29,12 @@ impl<'a> Writer<'a> {
         self.pad();
     }
 
-    pub(crate) fn u32(&mut self, ty: u16, value: u32) {
+    pub fn u32(&mut self, ty: u16, value: u32) {
         self.put(ty, &value.to_be_bytes());
     }
 
     /// A NUL-terminated string.
-    pub(crate) fn str(&mut self, ty: u16, value: &str) {
+    pub fn str(&mut self, ty: u16, value: &str) {
         let start = self.buf.len();
         let len = 4 + value.len() + 1;
         let len16 = u16::try_from(len).expect("netlink attribute over 64 KiB");
@@ -47,7 +47,7 @@ impl<'a> Writer<'a> {
     }
 
     /// A nested attribute whose content `f` writes.
-    pub(crate) fn nest(&mut self, ty: u16, f: impl FnOnce(&mut Writer<'_>)) {
+    pub fn nest(&mut self, ty: u16, f: impl FnOnce(&mut Writer<'_>)) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
         self.buf
@@ -58,7 +58,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends already encoded attributes.
-    pub(crate) fn raw(&mut self, encoded: &[u8]) {
+    pub fn raw(&mut self, encoded: &[u8]) {
         debug_assert_eq!(encoded.len() % 4, 0);
         self.buf.extend_from_slice(encoded);
     }
@@ -71,22 +71,22 @@ impl<'a> Writer<'a> {
 
 /// One received attribute.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Attr<'a> {
-    pub(crate) ty: u16,
-    pub(crate) value: &'a [u8],
+pub struct Attr<'a> {
+    pub ty: u16,
+    pub value: &'a [u8],
 }
 
 impl<'a> Attr<'a> {
-    pub(crate) fn u32(&self) -> Option<u32> {
+    pub fn u32(&self) -> Option<u32> {
         Some(u32::from_be_bytes(self.value.get(..4)?.try_into().ok()?))
     }
 
-    pub(crate) fn u64(&self) -> Option<u64> {
+    pub fn u64(&self) -> Option<u64> {
         Some(u64::from_be_bytes(self.value.get(..8)?.try_into().ok()?))
     }
 
     /// A string up to its NUL (or the end of the value).
-    pub(crate) fn str(&self) -> String {
+    pub fn str(&self) -> String {
         let end = self
             .value
             .iter()
@@ -95,24 +95,24 @@ impl<'a> Attr<'a> {
         String::from_utf8_lossy(&self.value[..end]).into_owned()
     }
 
-    pub(crate) fn nested(&self) -> Attrs<'a> {
+    pub fn nested(&self) -> Attrs<'a> {
         Attrs::new(self.value)
     }
 }
 
 /// Iterates over an attribute stream; stops at the first malformed one.
 #[derive(Clone, Debug)]
-pub(crate) struct Attrs<'a> {
+pub struct Attrs<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Attrs<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Attrs<'a> {
+    pub fn new(data: &'a [u8]) -> Attrs<'a> {
         Attrs { data }
     }
 
     /// The first attribute of type `ty`.
-    pub(crate) fn get(&self, ty: u16) -> Option<Attr<'a>> {
+    pub fn get(&self, ty: u16) -> Option<Attr<'a>> {
         self.clone().find(|a| a.ty == ty)
     }
 }

@@ -14,7 +14,7 @@ use crate::sys::*;
 
 /// A blocking nfnetlink socket in the network namespace of the thread that
 /// opened it.
-pub(crate) struct NfSocket {
+pub struct NfSocket {
     sock: engine::Socket<engine::Netfilter>,
 }
 
@@ -35,13 +35,13 @@ fn nft_err(op: &'static str, target: &str, e: EngineError) -> NftError {
 impl NfSocket {
     /// Opened with error texts and capped acks (an element list can be
     /// 60 KiB) asked for, and the engine's receive timeout.
-    pub(crate) fn open() -> Result<NfSocket, NftError> {
+    pub fn open() -> Result<NfSocket, NftError> {
         let sock = engine::Socket::open().map_err(|e| nft_err("open", "", e))?;
         Ok(NfSocket { sock })
     }
 
     /// `n` consecutive fresh sequence numbers; returns the first.
-    pub(crate) fn reserve_seq(&mut self, n: u32) -> u32 {
+    pub fn reserve_seq(&mut self, n: u32) -> u32 {
         self.sock.reserve_seq(n)
     }
 
@@ -61,9 +61,11 @@ impl NfSocket {
     /// Sends a batch and checks every ack. The kernel processes a batch
     /// synchronously inside `sendmsg`, so all answers are queued by the
     /// time `send` returns; what is missing then never comes.
-    pub(crate) fn send_batch(&mut self, table: &str, batch: &SealedBatch) -> Result<(), NftError> {
-        // Room for every ack (best effort; a small rcvbuf shows as ENOBUFS).
-        let _ = setsockopt(&self.sock, sockopt::RcvBufForce, &(1 << 20));
+    pub fn send_batch(&mut self, table: &str, batch: &SealedBatch) -> Result<(), NftError> {
+        // Room for every ack, each an skb of its own (best effort; a small
+        // rcvbuf shows as ENOBUFS).
+        let room = (batch.acked.len() * 2048).max(1 << 20);
+        let _ = setsockopt(&self.sock, sockopt::RcvBufForce, &room);
         self.sock.used_seq_up_to(batch.end_seq); // later requests get fresh numbers
         self.send(&batch.bytes)?;
         let mut pending: BTreeMap<u32, &str> = batch
@@ -132,7 +134,7 @@ impl NfSocket {
 
     /// A request answered by objects and an ack (e.g. GETTABLE by name).
     /// Returns the attributes of each answer object.
-    pub(crate) fn get(
+    pub fn get(
         &mut self,
         op: &'static str,
         target: &str,
@@ -155,7 +157,7 @@ impl NfSocket {
     /// A dump: the attributes of every object. One that the kernel kept
     /// marking as interrupted is an error: a ruleset read half before and
     /// half after a change is no answer.
-    pub(crate) fn dump(
+    pub fn dump(
         &mut self,
         op: &'static str,
         target: &str,

@@ -332,6 +332,15 @@ pub fn all() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
+/// The policies of scenario `name`.
+pub fn policies(name: &str) -> Vec<Value> {
+    all()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+        .1
+}
+
 /// The cluster with a scenario's policies in it.
 pub fn with_policies(policies: &[Value]) -> Cluster {
     let mut c = cluster();
@@ -349,4 +358,60 @@ pub fn with_policies(policies: &[Value]) -> Cluster {
 pub fn rendered(policies: &[Value]) -> String {
     let rs = ferry_netpol::compile(&with_policies(policies), &ferry_netpol::Options::new(NODE));
     ferry_netpol::render(&rs)
+}
+
+/// `old` after pod churn: a third local web pod (named port http 8088)
+/// arrives, the peer dev/api leaves, the client changes address.
+pub fn churned(old: &Cluster) -> Cluster {
+    let mut c = old.clone();
+    c.pods.push(Pod {
+        namespace: "default".into(),
+        name: "web-4".into(),
+        labels: [("app".to_string(), "web".to_string())].into(),
+        ips: vec![
+            "10.244.0.14".parse().unwrap(),
+            "fd00:10:244::e".parse().unwrap(),
+        ],
+        node: NODE.into(),
+        host_network: false,
+        ports: vec![NamedPort {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 8088,
+        }],
+    });
+    c.pods
+        .retain(|p| !(p.namespace == "dev" && p.name == "api"));
+    for p in &mut c.pods {
+        if p.name == "client" {
+            p.ips = vec!["10.244.1.21".parse().unwrap()];
+        }
+    }
+    c
+}
+
+/// `text` with each element list on one line, its elements sorted.
+pub fn normalized(text: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        match lines.last_mut() {
+            Some(last) if last.contains("elements = {") && !last.ends_with('}') => {
+                last.push(' ');
+                last.push_str(t);
+            }
+            _ => lines.push(t.to_string()),
+        }
+    }
+    for l in &mut lines {
+        if let Some(list) = l
+            .strip_prefix("elements = { ")
+            .and_then(|r| r.strip_suffix(" }"))
+        {
+            let mut items: Vec<&str> = list.split(", ").collect();
+            items.sort();
+            *l = format!("elements = {{ {} }}", items.join(", "));
+        }
+    }
+    lines.join("\n")
 }
