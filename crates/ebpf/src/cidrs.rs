@@ -8,8 +8,14 @@
 //! leave the fast path (a pod isolated by a NetworkPolicy on this node).
 //! The program forwards only when the longest match for both addresses
 //! is exactly [`CLUSTER`]: an excluded host prefix inside a pod CIDR is
-//! longer than the CIDR, so it wins. Older ferryds wrote 1 (= [`CLUSTER`])
-//! into every entry of the same shape, so their maps mean the same here.
+//! longer than the CIDR, so it wins.
+//!
+//! Upgrades: the maps' shape (hence their pins) is what it was; older
+//! ferryds wrote 1 (= [`CLUSTER`]) into every entry, so their maps mean
+//! the same here. An older program still attached until the new one
+//! replaces it reads an excluded host prefix as a pod address, i.e. as if
+//! nothing were excluded; an older ferryd (a downgrade) deletes the
+//! exclusions, as entries it did not write.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
