@@ -14,7 +14,7 @@ use crate::desired::{self, Desired, Settings};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::watch::{self, Shared, DEBOUNCE};
-use crate::{http, kube_client, status_patch, AgentError, FORWARDING_OFF_REASON};
+use crate::{http, kube_client, policy, status_patch, AgentError, FORWARDING_OFF_REASON};
 
 /// How soon to look again while the node is not ready to be configured
 /// (no podCIDR yet, interface not up yet, ...).
@@ -43,6 +43,7 @@ enum Step {
 struct Loop {
     settings: Settings,
     shared: Arc<Shared>,
+    policy: Arc<policy::PolicyShared>,
     api: Api<Node>,
     applier: Option<Applier>,
     failures: u32,
@@ -72,10 +73,23 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         shared.clone(),
     )));
     tasks.push(tokio::spawn(watch::probe_api(
-        client,
+        client.clone(),
         shared.clone(),
         Duration::from_secs(2),
     )));
+    let policy = Arc::new(policy::PolicyShared::default());
+    // `install` (once) leaves policy to the agent that follows it.
+    if !once && opts.network_policy {
+        metrics.set_policy(policy.clone());
+        tasks.push(tokio::spawn(policy::controller::run(
+            client,
+            policy::KernelDataplane,
+            policy.clone(),
+            opts.resync_interval,
+        )));
+    } else if !once {
+        policy::controller::disable(policy::KernelDataplane, ferry_netpol::DEFAULT_TABLE).await;
+    }
     tracing::info!(
         node = ?opts.node_name(),
         routing = ?opts.routing,
@@ -84,6 +98,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     let mut l = Loop {
         settings: Settings::from(&opts),
         shared,
+        policy,
         api,
         applier: Some(Applier::new(&opts)?),
         failures: 0,
@@ -229,6 +244,7 @@ impl Loop {
     }
 
     fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) {
+        self.policy.set_node(&d.node);
         let m = &self.shared.metrics;
         m.set_routes_owned(outcome.routes_owned);
         if outcome.fast_path {
@@ -321,7 +337,7 @@ impl Loop {
 }
 
 /// 1 s, 2 s, 4 s, ... up to 30 s.
-fn error_backoff(failures: u32) -> Duration {
+pub(crate) fn error_backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
 }
 

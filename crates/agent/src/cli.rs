@@ -186,6 +186,11 @@ pub struct Opts {
     )]
     pub bpf_dir: PathBuf,
 
+    /// Enforce Kubernetes NetworkPolicy on this node's pods (nftables table
+    /// `inet ferry-policy`); false deletes that table and watches nothing.
+    #[arg(long, global = true, env = "FERRY_NETWORK_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub network_policy: bool,
+
     /// Pod MTU; default: the MTU of the node's interface.
     #[arg(long, global = true, env = "FERRY_MTU", value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: Option<u32>,

@@ -19,6 +19,9 @@
 //! - [`http`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`status`], [`uninstall`]: the operator subcommands; [`prepare`]:
 //!   the privileged init step (bpf file system, forwarding).
+//! - [`policy`]: NetworkPolicy: watches Namespaces, Pods and
+//!   NetworkPolicies, compiles this node's table (ferry-netpol) and
+//!   applies it through a [`policy::PolicyDataplane`].
 //! - [`logging`]: the log, with the kube client's repeats rate-limited.
 
 pub mod agent;
@@ -35,6 +38,7 @@ pub mod kube_client;
 pub mod logging;
 pub mod metrics;
 pub mod nat;
+pub mod policy;
 pub mod prepare;
 pub mod routes;
 pub mod status;
@@ -86,6 +90,23 @@ pub const API_CALLS: &[ApiCall] = &[
         group: "",
         resource: "nodes/status",
         verbs: &["patch"],
+    },
+    // NetworkPolicy (`--network-policy`, and `status`): watches of all
+    // three kinds, pods of every node (peers can be anywhere).
+    ApiCall {
+        group: "",
+        resource: "namespaces",
+        verbs: &["get", "list", "watch"],
+    },
+    ApiCall {
+        group: "",
+        resource: "pods",
+        verbs: &["get", "list", "watch"],
+    },
+    ApiCall {
+        group: "networking.k8s.io",
+        resource: "networkpolicies",
+        verbs: &["get", "list", "watch"],
     },
 ];
 

@@ -3,8 +3,10 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::policy::PolicyShared;
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 pub const DURATION_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -29,6 +31,8 @@ pub struct Metrics {
     /// The fast path's pin directory once it runs (its counters are read
     /// from the pinned map at each scrape).
     fast_path: Mutex<Option<PathBuf>>,
+    /// NetworkPolicy's state, while `--network-policy` is on.
+    policy: Mutex<Option<Arc<PolicyShared>>>,
 }
 
 impl Metrics {
@@ -79,6 +83,10 @@ impl Metrics {
         if f.as_deref() != Some(dir) {
             *f = Some(dir.to_path_buf());
         }
+    }
+
+    pub fn set_policy(&self, p: Arc<PolicyShared>) {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -169,6 +177,15 @@ impl Metrics {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
         let _ = writeln!(out, "{name}_sum {}", h.sum);
         let _ = writeln!(out, "{name}_count {}", h.count);
+        drop(h);
+        let policy = self
+            .policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(p) = policy {
+            crate::policy::metrics::render(&p.state(), &mut out);
+        }
         out
     }
 }

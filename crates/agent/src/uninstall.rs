@@ -21,6 +21,8 @@ pub struct Removed {
     pub conflist: bool,
     pub binaries: Vec<&'static str>,
     pub nft_table: bool,
+    /// The NetworkPolicy table (`inet ferry-policy`).
+    pub policy_table: bool,
     pub routes: usize,
     pub frr_config: bool,
     /// Interfaces the fast path was detached from.
@@ -35,7 +37,7 @@ impl Removed {
     }
 }
 
-/// Removes the conflist, the plugin binaries, the nft table, the owned
+/// Removes the conflist, the plugin binaries, the nft tables, the owned
 /// routes and ferryd's FRR config, then ferry's condition from the Node
 /// (see [`reset_condition`]). Every step runs even when an earlier one
 /// failed; the first error is returned after all ran (the API step never
@@ -52,6 +54,11 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
     keep(remove_file(&o.conflist_path()).map(|b| removed.conflist = b));
     keep(Binaries::remove(&o.cni_bin_dir).map(|b| removed.binaries = b));
     keep(nat::delete().map(|b| removed.nft_table = b));
+    keep(
+        ferry_nft::delete_table(ferry_netpol::DEFAULT_TABLE)
+            .map_err(|e| AgentError::Nft(format!("delete table inet ferry-policy: {e}")))
+            .map(|b| removed.policy_table = b),
+    );
     keep(fast_path::remove(&o.bpf_dir).map(|n| removed.fast_path = n));
     keep(
         ferry_netlink::Handle::new()

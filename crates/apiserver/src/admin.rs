@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::http::{
     json_bytes, json_value, method_not_allowed, read_json, status, store_error, Resp,
 };
+use crate::kind::{key, Kind};
 use crate::list;
 use crate::store::{Scope, Store};
 
@@ -28,31 +29,31 @@ pub(crate) async fn handle(store: &Store, req: Request<Incoming>, rest: &[String
             )
         }
         ([n], &Method::GET) if n == "nodes" => {
-            let (rv, objs) = store.snapshot();
-            return list::response(rv, None, 0, objs);
+            let (rv, objs) = store.snapshot_of(Kind::Node);
+            return list::response(Kind::Node, rv, None, 0, objs);
         }
         ([n], &Method::POST | &Method::PUT) if n == "nodes" => match read_json(req).await {
             Ok(body) => add(store, body),
             Err(r) => return r,
         },
         ([n, name], &Method::GET) if n == "nodes" => {
-            return match store.get_obj(name) {
+            return match store.get_obj(&key(Kind::Node, "", name)) {
                 Some(obj) => json_bytes(200, obj.json.clone()),
-                None => store_error(&StoreError::NotFound(name.clone())),
+                None => store_error(&StoreError::NotFound("nodes", name.clone())),
             }
         }
         ([n, name], &Method::PATCH) if n == "nodes" => match read_json(req).await {
             Ok(patch) => store
-                .update(name, Scope::All, |v| {
+                .update(&key(Kind::Node, "", name), Scope::All, |v| {
                     crate::patch::merge_patch(v, &patch);
                     Ok(())
                 })
                 .map(|o| json_bytes(200, o.json.clone())),
             Err(r) => return r,
         },
-        ([n, name], &Method::DELETE) if n == "nodes" => {
-            store.delete(name).map(|o| json_bytes(200, o.json.clone()))
-        }
+        ([n, name], &Method::DELETE) if n == "nodes" => store
+            .delete(&key(Kind::Node, "", name))
+            .map(|o| json_bytes(200, o.json.clone())),
         ([n] | [n, _], _) if n == "nodes" => return method_not_allowed(&method),
         _ => return status(404, "NotFound", "no such admin resource"),
     };
@@ -75,15 +76,15 @@ fn add(store: &Store, body: Value) -> Result<Resp, StoreError> {
         .is_some_and(|k| k == "List" || k == "NodeList")
         || body.get("items").is_some_and(Value::is_array);
     if !is_list {
-        let obj = store.upsert(body, false)?;
+        let obj = store.upsert(Kind::Node, body, false)?;
         return Ok(json_bytes(200, obj.json.clone()));
     }
     let mut objs = Vec::new();
     for item in body["items"].as_array().into_iter().flatten() {
-        objs.push(store.upsert(item.clone(), false)?);
+        objs.push(store.upsert(Kind::Node, item.clone(), false)?);
     }
     Ok(json_bytes(
         200,
-        list::encode(store.resource_version(), &objs),
+        list::encode(Kind::Node, store.resource_version(), &objs),
     ))
 }

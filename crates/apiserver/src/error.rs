@@ -1,4 +1,4 @@
-//! Error types of the server and of its node store.
+//! Error types of the server and of its object store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,21 +7,23 @@ use std::path::PathBuf;
 /// kube-apiserver would answer with (see [`StoreError::code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("nodes \"{0}\" not found")]
-    NotFound(String),
-    #[error("nodes \"{0}\" already exists")]
-    AlreadyExists(String),
+    /// Resource (`nodes`, `pods`, ...) and name.
+    #[error("{0} \"{1}\" not found")]
+    NotFound(&'static str, String),
+    #[error("{0} \"{1}\" already exists")]
+    AlreadyExists(&'static str, String),
     #[error(
-        "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; \
+        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; \
          please apply your changes to the latest version and try again \
          (resourceVersion {given}, current {current})"
     )]
     Conflict {
+        resource: &'static str,
         name: String,
         given: String,
         current: u64,
     },
-    #[error("Node is invalid: {0}")]
+    #[error("the object is invalid: {0}")]
     Invalid(String),
     #[error("too old resource version: {given} ({oldest})")]
     Expired { given: u64, oldest: u64 },
@@ -38,8 +40,8 @@ impl StoreError {
     /// HTTP status code and Kubernetes `reason` for this error.
     pub fn code(&self) -> (u16, &'static str) {
         match self {
-            StoreError::NotFound(_) => (404, "NotFound"),
-            StoreError::AlreadyExists(_) => (409, "AlreadyExists"),
+            StoreError::NotFound(..) => (404, "NotFound"),
+            StoreError::AlreadyExists(..) => (409, "AlreadyExists"),
             StoreError::Conflict { .. } => (409, "Conflict"),
             StoreError::Invalid(_) => (422, "Invalid"),
             StoreError::Expired { .. } => (410, "Expired"),

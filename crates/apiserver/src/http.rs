@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 use crate::error::StoreError;
+use crate::kind::Kind;
+use crate::routes::Target;
 use crate::store::Store;
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -72,14 +74,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             &json!({"kind": "APIVersions", "versions": ["v1"],
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}),
         ),
-        ["apis"] => json_value(
-            200,
-            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        ),
-        ["api", "v1"] => json_value(200, &resource_list()),
-        ["api", "v1", "nodes", rest @ ..] => {
+        ["apis"] => json_value(200, &group_list()),
+        ["api", "v1"] => json_value(200, &resource_list("v1")),
+        ["apis", "networking.k8s.io"] => json_value(200, &group()),
+        ["apis", "networking.k8s.io", "v1"] => {
+            json_value(200, &resource_list("networking.k8s.io/v1"))
+        }
+        ["api", "v1", rest @ ..] | ["apis", "networking.k8s.io", "v1", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| crate::util::url_decode(s)).collect();
-            crate::routes::nodes(&shared.store, req, &rest).await
+            match target(&rest) {
+                Some((at, rest)) => crate::routes::resource(&shared.store, at, req, rest).await,
+                None => status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            }
         }
         ["ferry-admin", "v1", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| crate::util::url_decode(s)).collect();
@@ -115,17 +125,65 @@ fn version() -> Value {
     })
 }
 
-fn resource_list() -> Value {
+/// The resource a path under a group version names, and what follows:
+/// `nodes/N`, `namespaces/N`, `pods`, `namespaces/NS/pods/N/status`, ...
+fn target(rest: &[String]) -> Option<(Target, &[String])> {
+    let of = |plural: &str| Kind::ALL.into_iter().find(|k| k.plural() == plural);
+    match rest {
+        [ns, ns_name, plural, rest @ ..] if ns == "namespaces" => {
+            let kind = of(plural).filter(|k| k.namespaced())?;
+            let namespace = Some(ns_name.clone());
+            Some((Target { kind, namespace }, rest))
+        }
+        [plural, rest @ ..] => {
+            let kind = of(plural)?;
+            Some((
+                Target {
+                    kind,
+                    namespace: None,
+                },
+                rest,
+            ))
+        }
+        [] => None,
+    }
+}
+
+fn group() -> Value {
+    let gv = json!({"groupVersion": "networking.k8s.io/v1", "version": "v1"});
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": "networking.k8s.io",
+           "versions": [gv], "preferredVersion": gv})
+}
+
+fn group_list() -> Value {
+    let mut g = group();
+    if let Some(m) = g.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [g]})
+}
+
+/// Discovery for `v1` or `networking.k8s.io/v1`.
+fn resource_list(group_version: &str) -> Value {
     let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
-    json!({
-        "kind": "APIResourceList", "groupVersion": "v1",
-        "resources": [
-            {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
-             "verbs": verbs, "shortNames": ["no"]},
-            {"name": "nodes/status", "singularName": "", "namespaced": false, "kind": "Node",
-             "verbs": ["get", "patch", "update"]}
-        ]
-    })
+    let mut resources = Vec::new();
+    for k in Kind::ALL
+        .into_iter()
+        .filter(|k| k.api_version() == group_version)
+    {
+        let (plural, singular) = (k.plural(), k.name().to_lowercase());
+        let namespaced = k.namespaced();
+        resources.push(json!({"name": plural, "singularName": singular,
+            "namespaced": namespaced, "kind": k.name(), "verbs": verbs}));
+        if k != Kind::NetworkPolicy {
+            resources.push(
+                json!({"name": format!("{plural}/status"), "singularName": "",
+                "namespaced": namespaced, "kind": k.name(), "verbs": ["get", "patch", "update"]}),
+            );
+        }
+    }
+    json!({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
 }
 
 /// Read a request body (bounded) as JSON.
@@ -175,8 +233,8 @@ pub(crate) fn status(code: u16, reason: &str, message: &str) -> Resp {
 pub(crate) fn store_error(e: &StoreError) -> Resp {
     let (code, reason) = e.code();
     let mut v = status_value(code, reason, &e.to_string());
-    if let StoreError::NotFound(name) | StoreError::AlreadyExists(name) = e {
-        v["details"] = json!({"name": name, "kind": "nodes"});
+    if let StoreError::NotFound(kind, name) | StoreError::AlreadyExists(kind, name) = e {
+        v["details"] = json!({"name": name, "kind": kind});
     }
     json_value(code, &v)
 }

@@ -1,5 +1,5 @@
-//! A small Kubernetes API server for `Node` objects, to run ferryd (kube-rs)
-//! against without a real cluster.
+//! A small Kubernetes API server for Nodes, Namespaces, Pods and
+//! NetworkPolicies, to run ferryd (kube-rs) against without a real cluster.
 //!
 //! It speaks the real wire format closely enough for unmodified kube-rs
 //! clients, watchers and reflectors:
@@ -17,7 +17,18 @@
 //!   (conditions merged by `type`) and apply (JSON) patches; the main
 //!   resource ignores `status` changes and `/status` ignores `spec`, as the
 //!   real node strategy does; a stale `metadata.resourceVersion` is a 409.
-//! * `/version`, `/api`, `/api/v1`, `/apis`, `/healthz`.
+//! * The same verbs, list/watch machinery and resourceVersions for
+//!   `/api/v1/namespaces[/NAME]` (cluster-scoped; deleting one deletes its
+//!   pods and policies at once), `/api/v1/pods` and
+//!   `/api/v1/namespaces/NS/pods[/NAME[/status]]` (field selectors
+//!   `spec.nodeName`, `status.phase`, `status.podIP`,
+//!   `metadata.namespace`), `/apis/networking.k8s.io/v1/networkpolicies`
+//!   and `/apis/networking.k8s.io/v1/namespaces/NS/networkpolicies[/NAME]`.
+//!   A namespaced object needs its namespace to exist (404 otherwise).
+//!   Every object is checked against its k8s-openapi type (422).
+//!   [`Store::put_object`] / [`Store::remove`] do the same from Rust.
+//! * `/version`, `/api`, `/api/v1`, `/apis`, `/apis/networking.k8s.io[/v1]`,
+//!   `/healthz`.
 //! * `/ferry-admin/v1/…` (same token) to change the cluster while clients
 //!   run, and [`Store`] to do the same from Rust; admin changes are on
 //!   disk before the reply:
@@ -46,8 +57,10 @@ mod admin;
 mod error;
 mod fixtures;
 mod http;
+mod kind;
 mod kubeconfig;
 mod list;
+mod obj;
 mod patch;
 mod persist;
 mod routes;
@@ -63,6 +76,7 @@ pub use fixtures::{
     fixture_control_plane, fixture_node, generate_nodes, load_nodes, node_ipv4, node_ipv6,
     pod_cidr_v4, pod_cidr_v6, GenOptions, IpFamily, CONTROL_PLANE_JSON, WORKER_JSON,
 };
+pub use kind::Kind;
 pub use kubeconfig::{render as render_kubeconfig, server_url};
 pub use patch::{merge_patch, PatchKind};
 pub use server::{ApiServer, RunningServer, ServerConfig, KUBECONFIG, TOKEN};

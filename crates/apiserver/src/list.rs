@@ -1,4 +1,4 @@
-//! `NodeList` documents from stored objects, without building one big
+//! `…List` documents from stored objects, without building one big
 //! buffer: responses stream in chunks, snapshots go through a `BufWriter`.
 
 use std::convert::Infallible;
@@ -12,15 +12,24 @@ use hyper::body::Frame;
 use serde_json::json;
 
 use crate::http::{json_headers, Resp};
+use crate::kind::Kind;
 use crate::store::Obj;
 
 /// Bytes per response chunk.
 const CHUNK: usize = 64 << 10;
 
-fn head(rv: u64, continue_token: Option<&str>, remaining: usize) -> Vec<u8> {
+/// `kind: None` is a plain `List` (the state dir's mixed snapshot).
+fn head(kind: Option<Kind>, rv: u64, continue_token: Option<&str>, remaining: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
+    let (list, api_version) = match kind {
+        Some(k) => (format!("{}List", k.name()), k.api_version()),
+        None => ("List".to_string(), "v1"),
+    };
     out.extend_from_slice(
-        br#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":""#,
+        format!(
+            r#"{{"kind":"{list}","apiVersion":"{api_version}","metadata":{{"resourceVersion":""#
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(rv.to_string().as_bytes());
     out.push(b'"');
@@ -35,9 +44,14 @@ fn head(rv: u64, continue_token: Option<&str>, remaining: usize) -> Vec<u8> {
 
 const TAIL: &[u8] = b"]}\n";
 
-/// Write a whole `NodeList` (no continue token).
-pub(crate) fn write(w: &mut impl Write, rv: u64, objs: &[Arc<Obj>]) -> std::io::Result<()> {
-    w.write_all(&head(rv, None, 0))?;
+/// Write a whole list (no continue token).
+pub(crate) fn write(
+    w: &mut impl Write,
+    kind: Option<Kind>,
+    rv: u64,
+    objs: &[Arc<Obj>],
+) -> std::io::Result<()> {
+    w.write_all(&head(kind, rv, None, 0))?;
     for (i, o) in objs.iter().enumerate() {
         if i > 0 {
             w.write_all(b",")?;
@@ -47,21 +61,22 @@ pub(crate) fn write(w: &mut impl Write, rv: u64, objs: &[Arc<Obj>]) -> std::io::
     w.write_all(TAIL)
 }
 
-/// A whole `NodeList` in memory (for small lists).
-pub(crate) fn encode(rv: u64, objs: &[Arc<Obj>]) -> Bytes {
+/// A whole list in memory (for small lists).
+pub(crate) fn encode(kind: Kind, rv: u64, objs: &[Arc<Obj>]) -> Bytes {
     let mut out = Vec::with_capacity(objs.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
-    write(&mut out, rv, objs).expect("writing to a Vec");
+    write(&mut out, Some(kind), rv, objs).expect("writing to a Vec");
     Bytes::from(out)
 }
 
 /// A `200 OK` streaming the list in chunks of about 64 KiB.
 pub(crate) fn response(
+    kind: Kind,
     rv: u64,
     continue_token: Option<&str>,
     remaining: usize,
     objs: Vec<Arc<Obj>>,
 ) -> Resp {
-    let head = head(rv, continue_token, remaining);
+    let head = head(Some(kind), rv, continue_token, remaining);
     let state = (Some(head), objs, 0usize);
     let stream = futures::stream::unfold(state, |(head, objs, next)| async move {
         let mut buf = match head {

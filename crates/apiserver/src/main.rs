@@ -16,7 +16,7 @@ use serde_json::Value;
 #[derive(Parser)]
 #[command(
     version,
-    about = "A small Kubernetes API server for Node objects (ferry test/lab tool)"
+    about = "A small Kubernetes API server for Nodes, Namespaces, Pods and NetworkPolicies (ferry test/lab tool)"
 )]
 struct Cli {
     /// Server state: ca.crt, ca.key, token, kubeconfig, nodes.json.

@@ -1,6 +1,7 @@
-//! Keeping the node store in the state dir.
+//! Keeping the object store in the state dir.
 //!
-//! `nodes.json` is a `NodeList` snapshot (written atomically, debounced by
+//! `nodes.json` (the name from when it held only nodes) is a `List`
+//! snapshot of every object (written atomically, debounced by
 //! the server, immediately by admin calls and on shutdown). `rv-reserved`
 //! is a high-water mark written *before* any resourceVersion above the
 //! previous mark is handed out, so a server restarted after a crash (which
@@ -52,14 +53,16 @@ impl Persist {
             return Ok(());
         };
         let path = self.dir.join(SNAPSHOT);
-        write_atomic_with(&path, 0o644, |w| crate::list::write(w, rv, &objs)).map_err(|source| {
-            store.mark_dirty();
-            StoreError::Persist {
-                context: "cannot write",
-                path,
-                source,
-            }
-        })
+        write_atomic_with(&path, 0o644, |w| crate::list::write(w, None, rv, &objs)).map_err(
+            |source| {
+                store.mark_dirty();
+                StoreError::Persist {
+                    context: "cannot write",
+                    path,
+                    source,
+                }
+            },
+        )
     }
 }
 
@@ -112,7 +115,7 @@ pub(crate) fn open_store(dir: &Path, history: usize) -> Result<(Store, bool), Se
     Ok((Store::build(rv, objects, history, Some(persist)), loaded))
 }
 
-type Objects = BTreeMap<String, Arc<Obj>>;
+type Objects = BTreeMap<crate::store::Key, Arc<Obj>>;
 
 #[derive(serde::Deserialize)]
 struct Snapshot<'a> {
@@ -136,7 +139,7 @@ fn parse_snapshot(data: &[u8]) -> Result<(u64, Objects), String> {
     let mut objects = BTreeMap::new();
     for item in snap.items {
         let obj = Obj::from_raw(item.get().as_bytes())?;
-        objects.insert(obj.name.clone(), Arc::new(obj));
+        objects.insert(obj.key(), Arc::new(obj));
     }
     Ok((rv, objects))
 }

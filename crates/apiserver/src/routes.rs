@@ -1,5 +1,6 @@
-//! `/api/v1/nodes…`: list (paged), watch, get, create, replace, patch,
-//! delete, and the `status` subresource.
+//! One resource's routes (`/api/v1/nodes…`, `/api/v1/namespaces/NS/pods…`,
+//! ...): list (paged), watch, get, create, replace, patch, delete, and the
+//! `status` subresource; the same code for every [`Kind`].
 
 use std::ops::Bound;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use hyper::{Method, Request};
 use serde_json::{json, Value};
 
 use crate::http::{json_bytes, method_not_allowed, read_json, status, store_error, Resp};
+use crate::kind::{key, Key, Kind};
 use crate::list;
 use crate::patch::{self, PatchKind};
 use crate::selector::{FieldSelector, Filter, LabelSelector};
@@ -36,46 +38,90 @@ impl Query {
     }
 
     /// The selectors; a bad one is an error message for a 400.
-    fn filter(&self) -> Result<Filter, String> {
+    fn filter(&self, at: &Target) -> Result<Filter, String> {
         Ok(Filter {
+            kind: at.kind,
+            namespace: at.namespace.clone(),
             labels: LabelSelector::parse(self.get("labelSelector").unwrap_or(""))?,
-            fields: FieldSelector::parse(self.get("fieldSelector").unwrap_or(""))?,
+            fields: FieldSelector::parse(self.get("fieldSelector").unwrap_or(""), at.kind)?,
         })
     }
 }
 
-pub(crate) async fn nodes(store: &Store, req: Request<Incoming>, rest: &[String]) -> Resp {
+/// Which objects a request is about: a kind, and for namespaced kinds the
+/// namespace in the URL (`None`: every namespace, list and watch only).
+pub(crate) struct Target {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+}
+
+impl Target {
+    fn key(&self, name: &str) -> Key {
+        key(self.kind, self.namespace.as_deref().unwrap_or(""), name)
+    }
+
+    /// Whether the URL names one object (a namespaced kind needs its
+    /// namespace for that).
+    fn addresses_objects(&self) -> bool {
+        !self.kind.namespaced() || self.namespace.is_some()
+    }
+
+    /// `body` made this target's: kind, apiVersion and namespace set; a
+    /// different kind or namespace is an error message for a 400.
+    fn own(&self, mut body: Value) -> Result<Value, String> {
+        if let Some(k) = body["kind"].as_str().filter(|k| *k != self.kind.name()) {
+            return Err(format!("a {k} cannot be stored as {}", self.kind.plural()));
+        }
+        if let Some(ns) = &self.namespace {
+            if let Some(given) = body["metadata"]["namespace"].as_str().filter(|g| g != ns) {
+                return Err(format!("the namespace of the provided object ({given}) does not match the namespace sent on the request ({ns})"));
+            }
+            body["metadata"]["namespace"] = json!(ns);
+        }
+        Ok(body)
+    }
+}
+
+pub(crate) async fn resource(
+    store: &Store,
+    at: Target,
+    req: Request<Incoming>,
+    rest: &[String],
+) -> Resp {
     let query = Query(parse_query(req.uri().query()));
     let method = req.method().clone();
+    let one = at.addresses_objects();
     match (rest, &method) {
-        ([], &Method::GET) if query.flag("watch") => watch(store, &query),
-        ([], &Method::GET) => list(store, &query),
-        ([], &Method::POST) => match read_json(req).await {
-            Ok(v) => match store.create(v) {
+        ([], &Method::GET) if query.flag("watch") => watch(store, &at, &query),
+        ([], &Method::GET) => list(store, &at, &query),
+        ([], &Method::POST) if one => match read_json(req).await.map(|v| at.own(v)) {
+            Ok(Ok(v)) => match store.create(at.kind, v) {
                 Ok(obj) => json_bytes(201, obj.json.clone()),
                 Err(e) => store_error(&e),
             },
+            Ok(Err(m)) => status(400, "BadRequest", &m),
             Err(r) => r,
         },
-        ([name], &Method::GET) | ([name, _], &Method::GET) if is_status_or_main(rest) => {
-            match store.get_obj(name) {
+        ([name], &Method::GET) | ([name, _], &Method::GET) if one && is_status_or_main(rest) => {
+            match store.get_obj(&at.key(name)) {
                 Some(obj) => json_bytes(200, obj.json.clone()),
-                None => store_error(&crate::StoreError::NotFound(name.clone())),
+                None => store_error(&crate::StoreError::NotFound(at.kind.plural(), name.clone())),
             }
         }
-        ([name], &Method::DELETE) => match store.delete(name) {
+        ([name], &Method::DELETE) if one => match store.delete(&at.key(name)) {
             Ok(obj) => json_bytes(200, obj.json.clone()),
             Err(e) => store_error(&e),
         },
-        ([name], &Method::PATCH) => patch(store, req, &query, name, Scope::Main).await,
-        ([name, sub], &Method::PATCH) if sub == "status" => {
-            patch(store, req, &query, name, Scope::Status).await
+        ([name], &Method::PATCH) if one => patch(store, req, &query, &at, name, Scope::Main).await,
+        ([name, sub], &Method::PATCH) if one && sub == "status" => {
+            patch(store, req, &query, &at, name, Scope::Status).await
         }
-        ([name], &Method::PUT) => replace(store, req, name, Scope::Main).await,
-        ([name, sub], &Method::PUT) if sub == "status" => {
-            replace(store, req, name, Scope::Status).await
+        ([name], &Method::PUT) if one => replace(store, req, &at, name, Scope::Main).await,
+        ([name, sub], &Method::PUT) if one && sub == "status" => {
+            replace(store, req, &at, name, Scope::Status).await
         }
-        ([_] | [_, _], _) if is_status_or_main(rest) => method_not_allowed(&method),
+        ([], _) => method_not_allowed(&method),
+        ([_] | [_, _], _) if one && is_status_or_main(rest) => method_not_allowed(&method),
         _ => status(
             404,
             "NotFound",
@@ -98,8 +144,8 @@ fn parse_rv(s: Option<&str>) -> Result<Option<u64>, String> {
     }
 }
 
-fn watch(store: &Store, q: &Query) -> Resp {
-    let filter = match q.filter() {
+fn watch(store: &Store, at: &Target, q: &Query) -> Resp {
+    let filter = match q.filter(at) {
         Ok(f) => f,
         Err(m) => return status(400, "BadRequest", &m),
     };
@@ -125,9 +171,10 @@ fn watch(store: &Store, q: &Query) -> Resp {
     )
 }
 
-/// A continue token as the apiserver makes them.
-fn encode_continue(rv: u64, last_name: &str) -> String {
-    let start = format!("{last_name}\u{0}");
+/// A continue token as the apiserver makes them; `last` is `ns/name` for
+/// namespaced kinds.
+fn encode_continue(rv: u64, last: &str) -> String {
+    let start = format!("{last}\u{0}");
     base64_url(
         json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
             .to_string()
@@ -142,8 +189,8 @@ fn decode_continue(token: &str) -> Option<(u64, String)> {
     Some((rv, start))
 }
 
-fn list(store: &Store, q: &Query) -> Resp {
-    let filter = match q.filter() {
+fn list(store: &Store, at: &Target, q: &Query) -> Resp {
+    let filter = match q.filter(at) {
         Ok(f) => f,
         Err(m) => return status(400, "BadRequest", &m),
     };
@@ -169,47 +216,64 @@ fn list(store: &Store, q: &Query) -> Resp {
             );
         }
     }
+    let kind = at.kind;
     let st = store.lock();
     let list_rv = resume.as_ref().map_or(st.rv, |(rv, _)| *rv);
     let lower = match &resume {
-        Some((_, start)) => Bound::Excluded(start.clone()),
-        None => Bound::Unbounded,
+        Some((_, start)) => match start.split_once('/') {
+            Some((ns, name)) if kind.namespaced() => Bound::Excluded(key(kind, ns, name)),
+            _ => Bound::Excluded(key(kind, "", start)),
+        },
+        None => Bound::Included(key(kind, at.namespace.as_deref().unwrap_or(""), "")),
     };
-    let mut items = Vec::new();
-    let mut remaining = 0usize;
-    let candidates: Box<dyn Iterator<Item = _>> = match filter.fields.exact_name() {
-        Some(name) => Box::new(
-            st.objects
-                .get_key_value(name)
-                .filter(|(k, _)| match &lower {
-                    Bound::Excluded(s) => k.as_str() > s.as_str(),
-                    _ => true,
-                })
-                .into_iter(),
-        ),
-        None => Box::new(
-            st.objects
-                .range::<String, _>((lower.clone(), Bound::Unbounded)),
-        ),
+    let upper = match (&at.namespace, filter.fields.exact_name()) {
+        (_, Some(name)) if !kind.namespaced() => Bound::Included(key(kind, "", name)),
+        (Some(ns), Some(name)) => Bound::Included(key(kind, ns, name)),
+        (Some(ns), None) => Bound::Included(key(kind, ns, "\u{10ffff}")),
+        (None, _) => Bound::Included(key(kind, "\u{10ffff}", "")),
     };
-    for (_, obj) in candidates {
-        if !filter.matches(&obj.name, &obj.labels) {
-            continue;
-        }
-        if items.len() < limit {
-            items.push(obj.clone());
-        } else {
-            remaining += 1;
+    let (mut items, mut remaining) = (Vec::new(), 0usize);
+    if range_is_valid(&lower, &upper) {
+        for (_, obj) in st.objects.range((lower, upper)) {
+            if !filter.matches(obj) {
+                continue;
+            }
+            if items.len() < limit {
+                items.push(obj.clone());
+            } else {
+                remaining += 1;
+            }
         }
     }
     drop(st);
     let token = (remaining > 0)
-        .then(|| items.last().map(|o| encode_continue(list_rv, &o.name)))
+        .then(|| {
+            items.last().map(|o| match kind.namespaced() {
+                true => encode_continue(list_rv, &format!("{}/{}", o.namespace, o.name)),
+                false => encode_continue(list_rv, &o.name),
+            })
+        })
         .flatten();
-    list::response(list_rv, token.as_deref(), remaining, items)
+    list::response(kind, list_rv, token.as_deref(), remaining, items)
 }
 
-async fn patch(store: &Store, req: Request<Incoming>, q: &Query, name: &str, scope: Scope) -> Resp {
+/// `BTreeMap::range` panics on an empty or reversed range.
+fn range_is_valid(lower: &Bound<Key>, upper: &Bound<Key>) -> bool {
+    match (lower, upper) {
+        (Bound::Excluded(l), Bound::Included(u)) => l < u,
+        (Bound::Included(l), Bound::Included(u)) => l <= u,
+        _ => true,
+    }
+}
+
+async fn patch(
+    store: &Store,
+    req: Request<Incoming>,
+    q: &Query,
+    at: &Target,
+    name: &str,
+    scope: Scope,
+) -> Resp {
     let ct = req
         .headers()
         .get(CONTENT_TYPE)
@@ -237,15 +301,19 @@ async fn patch(store: &Store, req: Request<Incoming>, q: &Query, name: &str, sco
     if !body.is_object() || body.get("metadata").is_some_and(|m| !m.is_object()) {
         return status(400, "BadRequest", "the patch must be a JSON object");
     }
-    if kind == PatchKind::Apply && scope == Scope::Main && store.get_obj(name).is_none() {
+    if kind == PatchKind::Apply && scope == Scope::Main && store.get_obj(&at.key(name)).is_none() {
         let mut v = body;
         v["metadata"]["name"] = json!(name);
-        return match store.create(v) {
+        let v = match at.own(v) {
+            Ok(v) => v,
+            Err(m) => return status(400, "BadRequest", &m),
+        };
+        return match store.create(at.kind, v) {
             Ok(obj) => json_bytes(201, obj.json.clone()),
             Err(e) => store_error(&e),
         };
     }
-    let result = store.update(name, scope, |v| {
+    let result = store.update(&at.key(name), scope, |v| {
         patch::apply(kind, v, &body).map_err(crate::StoreError::Invalid)
     });
     match result {
@@ -254,7 +322,13 @@ async fn patch(store: &Store, req: Request<Incoming>, q: &Query, name: &str, sco
     }
 }
 
-async fn replace(store: &Store, req: Request<Incoming>, name: &str, scope: Scope) -> Resp {
+async fn replace(
+    store: &Store,
+    req: Request<Incoming>,
+    at: &Target,
+    name: &str,
+    scope: Scope,
+) -> Resp {
     let body = match read_json(req).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -270,7 +344,11 @@ async fn replace(store: &Store, req: Request<Incoming>, name: &str, scope: Scope
             );
         }
     }
-    match store.update(name, scope, move |v| {
+    let body = match at.own(body) {
+        Ok(b) => b,
+        Err(m) => return status(400, "BadRequest", &m),
+    };
+    match store.update(&at.key(name), scope, move |v| {
         *v = body;
         Ok(())
     }) {

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::kind::Kind;
+use crate::obj::Obj;
+
 /// Object labels.
 pub type Labels = BTreeMap<String, String>;
 
@@ -105,13 +108,14 @@ fn parse_req(t: &str) -> Option<Req> {
     valid_key(t).then(|| Req::Exists(t.to_string()))
 }
 
-/// A parsed `fieldSelector`. Nodes support `metadata.name` (and the always
-/// empty `metadata.namespace`), with `=`, `==` and `!=`.
+/// A parsed `fieldSelector`: `metadata.name`, `metadata.namespace` and
+/// the kind's own fields ([`Kind::selectable_fields`], e.g. a pod's
+/// `spec.nodeName`), with `=`, `==` and `!=`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str, kind: Kind) -> Result<Self, String> {
         let mut reqs = Vec::new();
         for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (field, ne, value) = if let Some((f, v)) = term.split_once("!=") {
@@ -126,8 +130,13 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
-                return Err(format!("field label not supported: {field}"));
+            if !matches!(field, "metadata.name" | "metadata.namespace")
+                && !kind.selectable_fields().contains(&field)
+            {
+                return Err(format!(
+                    "field label not supported: {field} (for {})",
+                    kind.plural()
+                ));
             }
             reqs.push((field.to_string(), ne, value.trim().to_string()));
         }
@@ -142,24 +151,33 @@ impl FieldSelector {
             .map(|(_, _, v)| v.as_str())
     }
 
-    pub fn matches(&self, name: &str) -> bool {
-        self.0.iter().all(|(field, ne, value)| {
-            let actual = if field == "metadata.name" { name } else { "" };
-            (actual == value) != *ne
-        })
+    pub(crate) fn matches(&self, obj: &Obj) -> bool {
+        self.0
+            .iter()
+            .all(|(field, ne, value)| (obj.field(field) == value) != *ne)
     }
 }
 
-/// Both selectors of a list or watch request.
+/// What a list or watch request sees: one kind, maybe one namespace, and
+/// both selectors.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    pub kind: Kind,
+    /// `None`: every namespace (or a cluster-scoped kind).
+    pub namespace: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
 }
 
 impl Filter {
-    pub fn matches(&self, name: &str, labels: &Labels) -> bool {
-        self.fields.matches(name) && self.labels.matches(labels)
+    pub(crate) fn matches(&self, obj: &Obj) -> bool {
+        obj.kind == self.kind
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == obj.namespace)
+            && self.fields.matches(obj)
+            && self.labels.matches(&obj.labels)
     }
 }
 
@@ -194,15 +212,34 @@ mod tests {
         assert!(LabelSelector::parse("a b").is_err());
     }
 
+    fn pod(name: &str, node: &str) -> Obj {
+        let v = serde_json::json!({"metadata": {"name": name, "namespace": "default"},
+                                   "spec": {"nodeName": node}});
+        Obj::from_value(Kind::Pod, &v, 1)
+    }
+
     #[test]
     fn field_selectors() {
-        let f = FieldSelector::parse("metadata.name=node-1").unwrap();
-        assert!(f.matches("node-1"));
-        assert!(!f.matches("node-2"));
+        let f = FieldSelector::parse("metadata.name=node-1", Kind::Node).unwrap();
+        let node =
+            |n: &str| Obj::from_value(Kind::Node, &serde_json::json!({"metadata": {"name": n}}), 1);
+        assert!(f.matches(&node("node-1")));
+        assert!(!f.matches(&node("node-2")));
         assert_eq!(f.exact_name(), Some("node-1"));
-        assert!(FieldSelector::parse("metadata.name!=node-1")
+        assert!(FieldSelector::parse("metadata.name!=node-1", Kind::Node)
             .unwrap()
-            .matches("node-2"));
-        assert!(FieldSelector::parse("spec.unknown=1").is_err());
+            .matches(&node("node-2")));
+        assert!(FieldSelector::parse("spec.unknown=1", Kind::Node).is_err());
+        assert!(FieldSelector::parse("spec.nodeName=a", Kind::Node).is_err());
+        let f =
+            FieldSelector::parse("spec.nodeName=n1,metadata.namespace=default", Kind::Pod).unwrap();
+        assert!(f.matches(&pod("a", "n1")));
+        assert!(!f.matches(&pod("a", "n2")));
+        let f = Filter {
+            kind: Kind::Pod,
+            namespace: Some("other".into()),
+            ..Filter::default()
+        };
+        assert!(!f.matches(&pod("a", "n1")));
     }
 }

@@ -1,85 +1,19 @@
-//! The node store: objects kept as serialized JSON, one global
-//! resourceVersion counter (as etcd's revision), and a bounded history of
-//! watch events.
+//! The object store: objects of every [`Kind`] kept as serialized JSON,
+//! one global resourceVersion counter (as etcd's revision), and a bounded
+//! history of watch events.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
-use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
 use crate::error::StoreError;
+pub(crate) use crate::kind::Key;
+use crate::kind::{key, Kind};
+pub(crate) use crate::obj::Obj;
 use crate::persist::Persist;
-use crate::selector::Labels;
 use crate::util;
-
-/// One stored object version.
-#[derive(Debug)]
-pub(crate) struct Obj {
-    pub name: String,
-    pub rv: u64,
-    pub labels: Labels,
-    pub json: Bytes,
-}
-
-impl Obj {
-    /// From a JSON object whose `metadata.resourceVersion` is already set.
-    pub fn from_value(v: &Value, rv: u64) -> Obj {
-        let labels = v["metadata"]["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Obj {
-            name: v["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            rv,
-            labels,
-            json: Bytes::from(serde_json::to_vec(v).expect("JSON value serializes")),
-        }
-    }
-
-    /// From stored JSON bytes (kept as they are).
-    pub fn from_raw(raw: &[u8]) -> Result<Obj, String> {
-        #[derive(serde::Deserialize)]
-        struct Head {
-            metadata: Meta,
-        }
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            name: String,
-            #[serde(default, rename = "resourceVersion")]
-            resource_version: String,
-            #[serde(default)]
-            labels: Labels,
-        }
-        let head: Head = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
-        if head.metadata.name.is_empty() {
-            return Err("an item has no metadata.name".into());
-        }
-        Ok(Obj {
-            name: head.metadata.name,
-            rv: head.metadata.resource_version.parse().unwrap_or(0),
-            labels: head.metadata.labels,
-            json: Bytes::copy_from_slice(raw),
-        })
-    }
-
-    pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.json).expect("stored JSON parses")
-    }
-
-    pub fn node(&self) -> Node {
-        serde_json::from_slice(&self.json).expect("stored nodes are valid")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventType {
@@ -94,13 +28,14 @@ pub(crate) struct Event {
     pub rv: u64,
     pub kind: EventType,
     pub obj: Arc<Obj>,
-    /// Labels before the change (for selector transitions).
-    pub prev_labels: Option<Labels>,
+    /// The object before the change (for selector transitions: labels
+    /// and fields).
+    pub prev: Option<Arc<Obj>>,
 }
 
 pub(crate) struct State {
     pub rv: u64,
-    pub objects: BTreeMap<String, Arc<Obj>>,
+    pub objects: BTreeMap<Key, Arc<Obj>>,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
     /// Events with a resourceVersion <= this are no longer all in history.
@@ -115,7 +50,7 @@ struct Inner {
     persist: Option<Persist>,
 }
 
-/// Cheap, cloneable handle to the node store of a server.
+/// Cheap, cloneable handle to the object store of a server.
 ///
 /// Changes made here are seen by clients exactly as changes made through
 /// the API: new resourceVersion, watch events, persisted to the state dir.
@@ -139,9 +74,9 @@ impl std::fmt::Debug for Store {
 pub(crate) enum Scope {
     /// Everything (admin API and library calls).
     All,
-    /// `PATCH/PUT /api/v1/nodes/NAME`: `status` changes are dropped.
+    /// `PATCH/PUT …/NAME`: `status` changes are dropped.
     Main,
-    /// `PATCH/PUT /api/v1/nodes/NAME/status`: `spec` changes are dropped.
+    /// `PATCH/PUT …/NAME/status`: `spec` changes are dropped.
     Status,
 }
 
@@ -153,7 +88,7 @@ impl Store {
 
     pub(crate) fn build(
         rv: u64,
-        objects: BTreeMap<String, Arc<Obj>>,
+        objects: BTreeMap<Key, Arc<Obj>>,
         history: usize,
         persist: Option<Persist>,
     ) -> Store {
@@ -184,52 +119,6 @@ impl Store {
         self.lock().rv
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn get(&self, name: &str) -> Option<Node> {
-        self.get_obj(name).map(|o| o.node())
-    }
-
-    /// The stored JSON of a node, exactly as clients receive it.
-    pub fn get_json(&self, name: &str) -> Option<Value> {
-        self.get_obj(name).map(|o| o.value())
-    }
-
-    pub fn list(&self) -> Vec<Node> {
-        self.snapshot().1.iter().map(|o| o.node()).collect()
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.lock().objects.keys().cloned().collect()
-    }
-
-    /// Add a node, or replace the one with the same name (its uid and
-    /// creationTimestamp are kept). Returns the stored node.
-    pub fn add_node(&self, node: Node) -> Result<Node, StoreError> {
-        let v = serde_json::to_value(&node).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        Ok(self.upsert(v, false)?.node())
-    }
-
-    /// Apply a JSON merge patch (RFC 7386) to any part of a node.
-    pub fn modify_node(&self, name: &str, merge_patch: &Value) -> Result<Node, StoreError> {
-        let obj = self.update(name, Scope::All, |v| {
-            crate::patch::merge_patch(v, merge_patch);
-            Ok(())
-        })?;
-        Ok(obj.node())
-    }
-
-    /// Delete a node; returns it as it was.
-    pub fn delete_node(&self, name: &str) -> Result<Node, StoreError> {
-        Ok(self.delete(name)?.node())
-    }
-
     /// Write the store to the state dir now, if anything changed.
     pub fn flush(&self) -> Result<(), StoreError> {
         match &self.inner.persist {
@@ -238,14 +127,21 @@ impl Store {
         }
     }
 
-    pub(crate) fn get_obj(&self, name: &str) -> Option<Arc<Obj>> {
-        self.lock().objects.get(name).cloned()
+    pub(crate) fn get_obj(&self, key: &Key) -> Option<Arc<Obj>> {
+        self.lock().objects.get(key).cloned()
     }
 
-    /// Current resourceVersion and all objects (sorted by name).
-    pub(crate) fn snapshot(&self) -> (u64, Vec<Arc<Obj>>) {
+    /// Current resourceVersion and all objects of `kind` (by namespace,
+    /// then name).
+    pub(crate) fn snapshot_of(&self, kind: Kind) -> (u64, Vec<Arc<Obj>>) {
         let st = self.lock();
-        (st.rv, st.objects.values().cloned().collect())
+        (
+            st.rv,
+            st.objects
+                .range(kind_range(kind))
+                .map(|(_, o)| o.clone())
+                .collect(),
+        )
     }
 
     /// Take the dirty flag (for the persister).
@@ -291,44 +187,60 @@ impl Store {
         self.lock().compacted
     }
 
-    /// Create a node; `AlreadyExists` if the name is taken.
-    pub(crate) fn create(&self, v: Value) -> Result<Arc<Obj>, StoreError> {
-        self.upsert(v, true)
+    /// Create an object; `AlreadyExists` if the name is taken.
+    pub(crate) fn create(&self, kind: Kind, v: Value) -> Result<Arc<Obj>, StoreError> {
+        self.upsert(kind, v, true)
     }
 
     /// Add or replace (create-only when `create_only`).
-    pub(crate) fn upsert(&self, mut v: Value, create_only: bool) -> Result<Arc<Obj>, StoreError> {
+    pub(crate) fn upsert(
+        &self,
+        kind: Kind,
+        mut v: Value,
+        create_only: bool,
+    ) -> Result<Arc<Obj>, StoreError> {
         let name = object_name(&v)?;
+        let namespace = match kind.namespaced() {
+            true => object_name(&json!({"metadata": {"name": v["metadata"]["namespace"]}}))
+                .map_err(|_| StoreError::Invalid("metadata.namespace: Required value".into()))?,
+            false => String::new(),
+        };
         let mut st = self.lock();
-        let prev = st.objects.get(&name).cloned();
+        let k = key(kind, &namespace, &name);
+        let prev = st.objects.get(&k).cloned();
         if let Some(prev) = &prev {
             if create_only {
-                return Err(StoreError::AlreadyExists(name));
+                return Err(StoreError::AlreadyExists(kind.plural(), name));
             }
             let old = prev.value();
             v["metadata"]["uid"] = old["metadata"]["uid"].clone();
             v["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"].clone();
         } else {
+            let ns = key(Kind::Namespace, "", &namespace);
+            if kind.namespaced() && !st.objects.contains_key(&ns) {
+                return Err(StoreError::NotFound("namespaces", namespace));
+            }
             v["metadata"]["uid"] = json!(util::uuid());
             v["metadata"]["creationTimestamp"] = json!(util::now_rfc3339());
         }
-        self.commit(&mut st, v, prev)
+        self.commit(&mut st, kind, v, prev)
     }
 
-    /// Change a node with `f` (which sees the current JSON). A change
+    /// Change an object with `f` (which sees the current JSON). A change
     /// that leaves the object as it was commits nothing.
     pub(crate) fn update(
         &self,
-        name: &str,
+        key: &Key,
         scope: Scope,
         f: impl FnOnce(&mut Value) -> Result<(), StoreError>,
     ) -> Result<Arc<Obj>, StoreError> {
+        let (kind, _, name) = key;
         let mut st = self.lock();
         let prev = st
             .objects
-            .get(name)
+            .get(key)
             .cloned()
-            .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+            .ok_or_else(|| StoreError::NotFound(kind.plural(), name.clone()))?;
         let old = prev.value();
         let mut v = old.clone();
         f(&mut v)?;
@@ -341,40 +253,68 @@ impl Store {
         if let Some(given) = given_rv.as_str().filter(|g| !g.is_empty()) {
             if given != prev.rv.to_string() {
                 return Err(StoreError::Conflict {
+                    resource: kind.plural(),
                     name: name.to_string(),
                     given: given.to_string(),
                     current: prev.rv,
                 });
             }
         }
-        for key in ["name", "uid", "creationTimestamp", "resourceVersion"] {
-            v["metadata"][key] = old["metadata"][key].clone();
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+        ] {
+            v["metadata"][field] = old["metadata"][field].clone();
         }
         match scope {
             Scope::All => {}
             Scope::Main => restore(&mut v, &old, "status"),
             Scope::Status => restore(&mut v, &old, "spec"),
         }
-        self.commit(&mut st, v, Some(prev))
+        self.commit(&mut st, *kind, v, Some(prev))
     }
 
-    pub(crate) fn delete(&self, name: &str) -> Result<Arc<Obj>, StoreError> {
+    /// Delete an object; a Namespace takes its pods and policies with it
+    /// (at once: there is no Terminating phase here).
+    pub(crate) fn delete(&self, key: &Key) -> Result<Arc<Obj>, StoreError> {
+        let gone = self.delete_one(key)?;
+        if key.0 == Kind::Namespace {
+            let inside: Vec<Key> = {
+                let st = self.lock();
+                st.objects
+                    .keys()
+                    .filter(|(k, ns, _)| k.namespaced() && *ns == key.2)
+                    .cloned()
+                    .collect()
+            };
+            for k in inside {
+                // Gone already is fine: someone else deleted it meanwhile.
+                let _ = self.delete_one(&k);
+            }
+        }
+        Ok(gone)
+    }
+
+    fn delete_one(&self, key: &Key) -> Result<Arc<Obj>, StoreError> {
         let mut st = self.lock();
         let prev = st
             .objects
-            .remove(name)
-            .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+            .remove(key)
+            .ok_or_else(|| StoreError::NotFound(key.0.plural(), key.2.clone()))?;
         if let Some(p) = &self.inner.persist {
             if let Err(e) = p.reserve(st.rv + 1) {
-                st.objects.insert(name.to_string(), prev);
+                st.objects.insert(key.clone(), prev);
                 return Err(e);
             }
         }
         let rv = st.rv + 1;
         let mut v = prev.value();
         v["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let obj = Arc::new(Obj::from_value(&v, rv));
-        self.record(&mut st, EventType::Deleted, obj, Some(prev.labels.clone()));
+        let obj = Arc::new(Obj::from_value(prev.kind, &v, rv));
+        self.record(&mut st, EventType::Deleted, obj, Some(prev.clone()));
         Ok(prev)
     }
 
@@ -382,13 +322,16 @@ impl Store {
     fn commit(
         &self,
         st: &mut State,
+        kind: Kind,
         mut v: Value,
         prev: Option<Arc<Obj>>,
     ) -> Result<Arc<Obj>, StoreError> {
-        v["kind"] = json!("Node");
-        v["apiVersion"] = json!("v1");
-        if let Some(m) = v["metadata"].as_object_mut() {
-            m.remove("namespace");
+        v["kind"] = json!(kind.name());
+        v["apiVersion"] = json!(kind.api_version());
+        if !kind.namespaced() {
+            if let Some(m) = v["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
         }
         if let Some(p) = &prev {
             v["metadata"]["resourceVersion"] = json!(p.rv.to_string());
@@ -396,30 +339,29 @@ impl Store {
                 return Ok(p.clone());
             }
         }
-        <Node as serde::Deserialize>::deserialize(&v)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        kind.validate(&v).map_err(StoreError::Invalid)?;
         if let Some(p) = &self.inner.persist {
             p.reserve(st.rv + 1)?;
         }
         let rv = st.rv + 1;
         v["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let obj = Arc::new(Obj::from_value(&v, rv));
-        st.objects.insert(obj.name.clone(), obj.clone());
-        let (kind, prev_labels) = match prev {
-            Some(p) => (EventType::Modified, Some(p.labels.clone())),
-            None => (EventType::Added, None),
+        let obj = Arc::new(Obj::from_value(kind, &v, rv));
+        st.objects.insert(obj.key(), obj.clone());
+        let kind = match prev {
+            Some(_) => EventType::Modified,
+            None => EventType::Added,
         };
-        self.record(st, kind, obj.clone(), prev_labels);
+        self.record(st, kind, obj.clone(), prev);
         Ok(obj)
     }
 
-    fn record(&self, st: &mut State, kind: EventType, obj: Arc<Obj>, prev_labels: Option<Labels>) {
+    fn record(&self, st: &mut State, kind: EventType, obj: Arc<Obj>, prev: Option<Arc<Obj>>) {
         st.rv = obj.rv;
         st.history.push_back(Arc::new(Event {
             rv: obj.rv,
             kind,
             obj,
-            prev_labels,
+            prev,
         }));
         while st.history.len() > st.history_cap {
             if let Some(e) = st.history.pop_front() {
@@ -433,6 +375,11 @@ impl Store {
         self.inner.rv_tx.send_replace(st.rv);
         self.inner.dirty.notify_one();
     }
+}
+
+/// Every key of `kind`.
+pub(crate) fn kind_range(kind: Kind) -> std::ops::RangeInclusive<Key> {
+    key(kind, "", "")..=key(kind, "\u{10ffff}", "")
 }
 
 fn restore(v: &mut Value, old: &Value, key: &str) {
@@ -463,6 +410,9 @@ fn object_name(v: &Value) -> Result<String, StoreError> {
         )))
     }
 }
+
+#[path = "store_api.rs"]
+mod api;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::fixtures::{fixture_node, generate_nodes, GenOptions};
+use crate::kind::key;
 
 fn store_with(n: usize, history: usize) -> Store {
     let store = Store::in_memory(history);
@@ -67,13 +68,13 @@ fn invalid_objects_are_rejected() {
     let mut bad = serde_json::to_value(fixture_node()).unwrap();
     bad["metadata"]["name"] = json!("Not_A_Name");
     assert!(matches!(
-        store.upsert(bad, false),
+        store.upsert(Kind::Node, bad, false),
         Err(StoreError::Invalid(_))
     ));
     let mut bad = serde_json::to_value(fixture_node()).unwrap();
     bad["spec"]["podCIDRs"] = json!("not a list");
     assert!(matches!(
-        store.upsert(bad, false),
+        store.upsert(Kind::Node, bad, false),
         Err(StoreError::Invalid(_))
     ));
     assert!(store.is_empty());
@@ -86,7 +87,7 @@ fn invalid_objects_are_rejected() {
     assert!(matches!(err, StoreError::Invalid(_)));
     assert!(matches!(
         store.modify_node("ghost", &json!({})),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(..))
     ));
 }
 
@@ -95,7 +96,7 @@ fn scopes_protect_status_and_spec() {
     let store = Store::in_memory(10);
     store.add_node(fixture_node()).unwrap();
     let obj = store
-        .update("k8s-worker-1", Scope::Main, |v| {
+        .update(&key(Kind::Node, "", "k8s-worker-1"), Scope::Main, |v| {
             v["status"] = json!({});
             v["spec"]["unschedulable"] = json!(true);
             Ok(())
@@ -105,7 +106,7 @@ fn scopes_protect_status_and_spec() {
     assert_eq!(v["spec"]["unschedulable"], true);
     assert_eq!(v["status"]["conditions"].as_array().unwrap().len(), 4);
     let obj = store
-        .update("k8s-worker-1", Scope::Status, |v| {
+        .update(&key(Kind::Node, "", "k8s-worker-1"), Scope::Status, |v| {
             v["spec"] = json!({});
             v["status"]["phase"] = json!("Running");
             Ok(())
@@ -119,7 +120,7 @@ fn scopes_protect_status_and_spec() {
 #[test]
 fn raw_objects_round_trip() {
     let store = store_with(2, 10);
-    let obj = store.get_obj("node-1").unwrap();
+    let obj = store.get_obj(&key(Kind::Node, "", "node-1")).unwrap();
     let raw = Obj::from_raw(&obj.json).unwrap();
     assert_eq!((raw.name.as_str(), raw.rv), ("node-1", obj.rv));
     assert_eq!(raw.labels, obj.labels);

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::StoreError;
 use crate::http::{json_headers, status_value, Resp};
+use crate::kind::Kind;
 use crate::selector::Filter;
 use crate::store::{Event, EventType, Store};
 
@@ -52,16 +53,13 @@ pub(crate) fn respond(store: Store, req: WatchRequest) -> Resp {
     let (last, initial) = match req.since {
         Some(rv) => (rv, None),
         None => {
-            let (rv, objs) = store.snapshot();
+            let (rv, objs) = store.snapshot_of(req.filter.kind);
             let mut buf = Vec::new();
-            for o in objs
-                .iter()
-                .filter(|o| req.filter.matches(&o.name, &o.labels))
-            {
+            for o in objs.iter().filter(|o| req.filter.matches(o)) {
                 push_event(&mut buf, "ADDED", &o.json);
             }
             if req.initial_events_end {
-                buf.extend_from_slice(&bookmark(rv, true));
+                buf.extend_from_slice(&bookmark(req.filter.kind, rv, true));
             }
             (rv, Some(Bytes::from(buf)))
         }
@@ -123,11 +121,11 @@ impl Watch {
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
                     self.done = true;
-                    return self.bookmarks.then(|| bookmark(self.last, false));
+                    return self.bookmarks.then(|| bookmark(self.filter.kind, self.last, false));
                 }
                 _ = tokio::time::sleep_until(self.next_bookmark), if self.bookmarks => {
                     self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
-                    return Some(bookmark(self.last, false));
+                    return Some(bookmark(self.filter.kind, self.last, false));
                 }
             }
         }
@@ -145,14 +143,11 @@ impl Watch {
 }
 
 /// How an event looks through a selector: objects that start (stop)
-/// matching are ADDED (DELETED), like the apiserver's watch cache does.
+/// matching (labels or fields) are ADDED (DELETED), like the apiserver's
+/// watch cache does.
 fn visible_as(ev: &Event, filter: &Filter) -> Option<&'static str> {
-    let name = ev.obj.name.as_str();
-    let now = filter.matches(name, &ev.obj.labels);
-    let before = ev
-        .prev_labels
-        .as_ref()
-        .is_some_and(|l| filter.matches(name, l));
+    let now = filter.matches(&ev.obj);
+    let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
     match (ev.kind, before, now) {
         (EventType::Added, _, true) => Some("ADDED"),
         (EventType::Deleted, true, _) => Some("DELETED"),
@@ -171,14 +166,14 @@ fn push_event(buf: &mut Vec<u8>, kind: &str, object: &[u8]) {
     buf.extend_from_slice(b"}\n");
 }
 
-fn bookmark(rv: u64, initial_end: bool) -> Bytes {
+fn bookmark(kind: Kind, rv: u64, initial_end: bool) -> Bytes {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     let line = json!({
         "type": "BOOKMARK",
-        "object": {"kind": "Node", "apiVersion": "v1", "metadata": metadata}
+        "object": {"kind": kind.name(), "apiVersion": kind.api_version(), "metadata": metadata}
     });
     Bytes::from(format!("{line}\n"))
 }
@@ -197,16 +192,22 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
+        let obj = |l: &[(&str, &str)]| {
+            Arc::new(Obj {
+                kind: Kind::Node,
+                namespace: String::new(),
+                name: "n".into(),
+                rv: 1,
+                labels: labels(l),
+                fields: Vec::new(),
+                json: Bytes::new(),
+            })
+        };
         Event {
             rv: 1,
             kind,
-            obj: Arc::new(Obj {
-                name: "n".into(),
-                rv: 1,
-                labels: labels(now),
-                json: Bytes::new(),
-            }),
-            prev_labels: before.map(labels),
+            obj: obj(now),
+            prev: before.map(obj),
         }
     }
 

@@ -205,6 +205,8 @@ pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
     let mut out = vec![
         node_name_env(),
         env(&env_of("routing"), &routing_name(routing)),
+        // Explicit, though it is the default: the manifests say what runs.
+        env(&env_of("network-policy"), "true"),
     ];
     out.extend(frr::agent_env(routing));
     out

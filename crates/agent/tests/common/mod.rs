@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 
 mod node;
+pub mod policy;
 pub use node::LabNode;
 
 pub const ROUTER: &str = "172.16.97.1";

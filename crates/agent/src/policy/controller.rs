@@ -1,0 +1,230 @@
+//! The policy loop: three watches feed the [`View`]; a change (debounced
+//! by [`DEBOUNCE`]) or a resync compiles this node's ruleset and syncs it
+//! through the [`Engine`] off the async runtime.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::networking::v1 as net;
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::dataplane::PolicyDataplane;
+use super::engine::{self, Engine, Synced};
+use super::view::{self, Key, Table, View};
+use super::PolicyShared;
+use crate::watch::WatchBackoff;
+
+/// How long a change waits for more before the compile: a burst of pod
+/// events becomes one transaction.
+pub const DEBOUNCE: Duration = Duration::from_millis(5);
+/// How often the drop counters are read for `/metrics`.
+const COUNTER_POLL: Duration = Duration::from_secs(5);
+
+type SharedView = Arc<Mutex<View>>;
+
+fn lock(v: &SharedView) -> std::sync::MutexGuard<'_, View> {
+    v.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs policy until the task is dropped: watches, and the sync loop.
+pub async fn run<D: PolicyDataplane>(
+    client: Client,
+    dp: D,
+    shared: Arc<PolicyShared>,
+    resync: Duration,
+) {
+    let view: SharedView = Arc::default();
+    let watches = [
+        tokio::spawn(watch(
+            Api::<core::Namespace>::all(client.clone()),
+            view.clone(),
+            shared.clone(),
+            |v| &mut v.namespaces,
+            view::slim_namespace,
+        )),
+        tokio::spawn(watch(
+            Api::<core::Pod>::all(client.clone()),
+            view.clone(),
+            shared.clone(),
+            |v| &mut v.pods,
+            view::slim_pod,
+        )),
+        tokio::spawn(watch(
+            Api::<net::NetworkPolicy>::all(client),
+            view.clone(),
+            shared.clone(),
+            |v| &mut v.policies,
+            view::slim_policy,
+        )),
+    ];
+    struct AbortOnDrop<const N: usize>([tokio::task::JoinHandle<()>; N]);
+    impl<const N: usize> Drop for AbortOnDrop<N> {
+        fn drop(&mut self) {
+            self.0.iter().for_each(|t| t.abort());
+        }
+    }
+    let _watches = AbortOnDrop(watches);
+    sync_loop(Engine::new(dp), view, shared, resync).await
+}
+
+/// Keeps one kind's [`Table`] current, waking the loop on changes.
+async fn watch<K, V>(
+    api: Api<K>,
+    view: SharedView,
+    shared: Arc<PolicyShared>,
+    table: fn(&mut View) -> &mut Table<V>,
+    slim: fn(&K) -> (Key, Option<V>),
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    V: PartialEq,
+{
+    let config = watcher::Config::default().page_size(500);
+    let mut stream = std::pin::pin!(watcher::watcher(api, config).backoff(WatchBackoff::default()));
+    let mut said: Option<String> = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                said = None;
+                if table(&mut lock(&view)).apply(event, slim) {
+                    shared.changed.notify_one();
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if said.as_ref() != Some(&msg) {
+                    tracing::warn!(kind = %K::kind(&()), error = %msg, "policy watch failed; enforcing what is installed and retrying");
+                    said = Some(msg);
+                }
+            }
+        }
+    }
+}
+
+async fn sync_loop<D: PolicyDataplane>(
+    engine: Engine<D>,
+    view: SharedView,
+    shared: Arc<PolicyShared>,
+    resync: Duration,
+) {
+    let mut engine = Some(engine);
+    let mut next_resync = Instant::now() + resync;
+    let mut next_poll = Instant::now() + COUNTER_POLL;
+    let mut retry: Option<Instant> = None;
+    let mut failures = 0u32;
+    let mut last_error: Option<String> = None;
+    let mut logged: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let due = tokio::select! {
+            _ = shared.changed.notified() => { sleep(DEBOUNCE).await; Due::Sync }
+            _ = sleep_until(next_resync) => { next_resync = Instant::now() + resync; Due::Resync }
+            _ = sleep_until(retry.unwrap_or(next_resync)), if retry.is_some() => Due::Sync,
+            _ = sleep_until(next_poll) => { next_poll = Instant::now() + COUNTER_POLL; Due::Poll }
+        };
+        let node = shared.state().node.clone();
+        let (Some(node), true) = (node, lock(&view).listed()) else {
+            continue;
+        };
+        let mut eng = engine.take().expect("engine is put back");
+        if due == Due::Poll {
+            let (eng, totals) = tokio::task::spawn_blocking(move || {
+                let _ = eng.poll_counters();
+                let t = eng.drop_totals().clone();
+                (eng, t)
+            })
+            .await
+            .expect("counter poll does not panic");
+            engine = Some(eng);
+            shared.state().drops = totals;
+            continue;
+        }
+        if due == Due::Resync {
+            eng.forget();
+        }
+        let started = std::time::Instant::now();
+        let (cluster, problems, counts) = {
+            let v = lock(&view);
+            let entries = v.policies.items.values();
+            let problems: BTreeSet<String> = entries
+                .clone()
+                .flat_map(|e| e.problems.iter().map(|p| p.to_string()))
+                .collect();
+            let bad = entries.filter(|e| !e.enforceable()).count();
+            (v.cluster(), problems, (v.policies.items.len() - bad, bad))
+        };
+        for p in problems.difference(&logged) {
+            tracing::warn!("{p}; enforced fail closed (see ferry_network_policies)");
+        }
+        logged = problems;
+        let opts = ferry_netpol::Options::new(&node);
+        let (eng, result, rs_info) = tokio::task::spawn_blocking(move || {
+            let rs = ferry_netpol::compile(&cluster, &opts);
+            drop(cluster);
+            let info = (engine::isolated(&rs), rs.counters.clone());
+            let result = eng.sync(rs);
+            (eng, result, info)
+        })
+        .await
+        .expect("policy sync does not panic");
+        let took = started.elapsed();
+        let mut st = shared.state();
+        (st.enforced, st.unenforceable) = counts;
+        match result {
+            Ok(synced) => {
+                let applied = match synced {
+                    Synced::Adopted => None,
+                    Synced::Applied(a) => Some(a),
+                };
+                st.applies.observe(Ok(applied), took);
+                (st.isolated, st.local_policies) = rs_info;
+                drop(st);
+                if failures > 0 || synced != Synced::Applied(super::Applied::Unchanged) {
+                    tracing::info!(?synced, ?took, "network policy synced");
+                }
+                failures = 0;
+                last_error = None;
+                retry = None;
+            }
+            Err(e) => {
+                st.applies.observe(Err(()), took);
+                drop(st);
+                failures += 1;
+                let wait = crate::agent::error_backoff(failures);
+                let msg = e.to_string();
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::error!(error = %msg, retry_in = ?wait, "network policy sync failed; the installed table stays");
+                    last_error = Some(msg);
+                }
+                retry = Some(Instant::now() + wait);
+            }
+        }
+        engine = Some(eng);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Sync,
+    Resync,
+    Poll,
+}
+
+/// `--network-policy=false`: delete the table an earlier ferryd left.
+pub async fn disable<D: PolicyDataplane>(mut dp: D, table: &str) {
+    let t = table.to_string();
+    match tokio::task::spawn_blocking(move || dp.delete(&t)).await {
+        Ok(Ok(true)) => tracing::info!(table, "network policy off: table deleted"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(table, error = %e, "network policy off: could not delete the table")
+        }
+        Err(e) => tracing::warn!(error = %e, "network policy off: delete task failed"),
+    }
+}

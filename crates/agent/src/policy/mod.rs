@@ -1,0 +1,105 @@
+//! NetworkPolicy enforcement, control-plane side: watch Namespaces, Pods
+//! (of every node: peers can be anywhere) and NetworkPolicies, keep only
+//! what policy needs ([`view`]: `ferry_netpol::convert`'s slim types),
+//! compile the table for this node ([`ferry_netpol::compile`]) a few
+//! milliseconds after a change, and apply it through a
+//! [`PolicyDataplane`] ([`engine`]): one atomic transaction per change,
+//! elements only when the table's shape stays (pod churn), a table
+//! replace otherwise.
+//!
+//! # Restarts never open a window
+//!
+//! The table (`inet ferry-policy`) outlives ferryd. On start ferryd does
+//! not touch it until the first *complete* compile: all three kinds
+//! listed and this node's name known. Until then the table an earlier
+//! ferryd left keeps enforcing what it enforced. The first sync asks the
+//! kernel whether it already holds exactly the new ruleset
+//! (`installed_matches`): then nothing is written (and its counters are
+//! kept); otherwise `apply(None, new)` replaces the table in one
+//! transaction, so no packet ever sees the table missing or half-built.
+//! A watch that fails or relists never empties the view: a relist is
+//! collected aside and swapped in whole. (On a node that never had the
+//! table, pods are open until that first compile, as with no policy.)
+//!
+//! # What cannot be enforced
+//!
+//! A policy part `ferry_netpol::convert` cannot use is left out fail
+//! closed (a dropped rule allows nothing); a policy unusable as a whole is
+//! enforced as deny-all (both directions) for its namespace's pods. Both
+//! are logged once per change and counted as
+//! `ferry_network_policies{state="unenforceable"}`. SCTP ports compile to
+//! plain payload matches (no sctp kernel module needed). A ruleset the
+//! kernel refuses leaves the previous table in place; the error is logged
+//! and counted, and the sync retried with backoff. None of it stops
+//! ferryd.
+//!
+//! `--network-policy=false` deletes the table and watches nothing.
+//!
+//! # Modules
+//!
+//! [`view`] (slim objects from watch events) · [`engine`] (install,
+//! monotonic drop counters) · [`dataplane`] (the trait, the kernel impl) ·
+//! [`controller`] (watches, debounce, the loop) · [`metrics`].
+
+pub mod controller;
+pub mod dataplane;
+pub mod engine;
+pub mod metrics;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use ferry_netpol::Direction;
+use tokio::sync::Notify;
+
+pub use dataplane::{Applied, DataplaneError, KernelDataplane, PolicyDataplane};
+
+/// What the policy controller shares with the rest of ferryd (metrics,
+/// and the fast path that must leave isolated pods to netfilter).
+#[derive(Debug, Default)]
+pub struct PolicyShared {
+    state: Mutex<PolicyState>,
+    /// Wakes the controller: the view or the node name changed.
+    pub changed: Notify,
+}
+
+/// The controller's published state.
+#[derive(Debug, Default, Clone)]
+pub struct PolicyState {
+    /// This node's name, once known (the node loop finds it).
+    pub node: Option<String>,
+    /// Local pod addresses isolated, per direction, by the installed table.
+    pub isolated: BTreeMap<Direction, BTreeSet<IpAddr>>,
+    /// Policies by whether they are enforced as written.
+    pub enforced: usize,
+    pub unenforceable: usize,
+    /// Counter names of the installed table (policies with local pods).
+    pub local_policies: BTreeSet<String>,
+    /// Drops per counter name since ferryd started (monotonic).
+    pub drops: BTreeMap<String, (u64, u64)>,
+    pub applies: metrics::Applies,
+}
+
+impl PolicyShared {
+    pub fn state(&self) -> MutexGuard<'_, PolicyState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the controller which node it enforces for.
+    pub fn set_node(&self, node: &str) {
+        let mut s = self.state();
+        if s.node.as_deref() != Some(node) {
+            s.node = Some(node.to_string());
+            drop(s);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Local pod addresses isolated by some policy in either direction:
+    /// the fast path must leave these to netfilter.
+    pub fn isolated_local_addrs(&self) -> BTreeSet<IpAddr> {
+        self.state().isolated.values().flatten().copied().collect()
+    }
+}
