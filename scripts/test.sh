@@ -53,7 +53,7 @@ $lab scenario all     # upgrade (no lost ping), node-restart, pod-churn (60 pods
 # Kubernetes' own e2e tests on it: pod networking's Granular Checks
 # (pod↔pod, node↔pod, HTTP and UDP, intra- and inter-node) and the basic
 # Service conformance cases. The whole `network` suite (≈ 25 min) and
-# `netpol` run through the same command by hand (README, Conformance).
+# `netpol` run through the same command by hand (docs/conformance.md).
 $lab conformance --suite ci --out target/conformance-ci \
   --focus '\[sig-network\] Networking Granular Checks: Pods|\[sig-network\] Services should (serve a basic endpoint|serve multiport endpoints|provide secure master|find a service from listing)'
 $lab scenario uninstall   # the install guide's Uninstall: nothing of ferry's left on the nodes

@@ -137,6 +137,16 @@ impl Applier {
         Ok(out)
     }
 
+    /// Excludes exactly `addrs` (the node's pods isolated by a
+    /// NetworkPolicy) from the eBPF fast path: see
+    /// [`FastPathAgent::set_excluded`].
+    pub fn set_fast_path_excluded(
+        &mut self,
+        addrs: &BTreeSet<std::net::IpAddr>,
+    ) -> Result<bool, String> {
+        self.fast.set_excluded(addrs)
+    }
+
     /// The fast path's counters, when it runs.
     pub fn fast_path_stats(&self) -> Option<ferry_ebpf::Stats> {
         self.fast.stats()

@@ -3,7 +3,14 @@
 //! (the plugin attaches it to new pods itself), and fed the cluster's pod
 //! CIDRs. When the kernel cannot run it, ferryd says so once and the
 //! node works as before, through the IP stack.
+//!
+//! NetworkPolicy is enforced in nftables at the forward hook, which the
+//! fast path skips: every pod isolated by a policy (ingress or egress) on
+//! this node is excluded from it ([`FastPathAgent::set_excluded`]), and
+//! the program then leaves all packets from or to that pod to the stack.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ferry_ebpf::FastPath;
@@ -38,6 +45,9 @@ pub struct FastPathAgent {
     unavailable: Option<String>,
     /// The plan last applied.
     applied: Option<FastPathPlan>,
+    /// The addresses to exclude, once told: written when the program is
+    /// loaded (until then, a restarted ferryd's pinned exclusions stay).
+    excluded: Option<BTreeSet<IpAddr>>,
 }
 
 /// Host veths the plugin made: their alias starts so.
@@ -71,6 +81,10 @@ impl FastPathAgent {
         }
         let fp = self.loaded.as_ref().expect("loaded above");
         changed |= fp.set_cidrs(&plan.cidrs).map_err(|e| e.to_string())?;
+        // Before the program is attached anywhere below.
+        if let Some(want) = &self.excluded {
+            changed |= fp.set_excluded(want).map_err(|e| e.to_string())?;
+        }
         let mut h = Handle::new().map_err(|e| e.to_string())?;
         let id = fp.prog_id().map_err(|e| e.to_string())?;
         // The uplink and every pod's host veth run this very program (a
@@ -113,6 +127,29 @@ impl FastPathAgent {
             let _ = h.detach_bpf_ingress(old.uplink);
         }
         self.applied = Some(plan.clone());
+        Ok(changed)
+    }
+
+    /// Excludes exactly `addrs` (the node's pods isolated by a
+    /// NetworkPolicy) from the fast path: packets from or to them take the
+    /// stack and its netfilter hooks. Returns whether the maps changed.
+    /// Without a loaded program it only remembers them (for the load to
+    /// come, if any) and returns `Ok(false)`: the stack has every packet
+    /// then anyway.
+    pub fn set_excluded(&mut self, addrs: &BTreeSet<IpAddr>) -> Result<bool, String> {
+        self.excluded = Some(addrs.clone());
+        let Some(fp) = &self.loaded else {
+            tracing::debug!(
+                count = addrs.len(),
+                why = self.unavailable.as_deref().unwrap_or("not loaded yet"),
+                "eBPF fast path not running: nothing to exclude from it"
+            );
+            return Ok(false);
+        };
+        let changed = fp.set_excluded(addrs).map_err(|e| e.to_string())?;
+        if changed {
+            tracing::debug!(count = addrs.len(), "fast-path exclusions set");
+        }
         Ok(changed)
     }
 
@@ -174,4 +211,66 @@ pub fn remove(dir: &Path) -> Result<usize, AgentError> {
     }
     ferry_ebpf::unpin(dir).map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(detached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(s: &[&str]) -> BTreeSet<IpAddr> {
+        s.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn exclusions_without_a_loaded_program_are_kept_for_the_load() {
+        let mut a = FastPathAgent::default();
+        assert_eq!(
+            a.set_excluded(&addrs(&["10.244.0.5", "fd00::5"])),
+            Ok(false)
+        );
+        assert_eq!(a.set_excluded(&addrs(&["10.244.0.6"])), Ok(false));
+        assert_eq!(a.excluded, Some(addrs(&["10.244.0.6"])), "the latest set");
+    }
+
+    #[test]
+    fn exclusions_on_an_unavailable_fast_path_are_a_no_op() {
+        let mut a = FastPathAgent {
+            unavailable: Some("eBPF fast path off: no BTF".into()),
+            ..FastPathAgent::default()
+        };
+        assert_eq!(a.set_excluded(&addrs(&["10.244.0.5"])), Ok(false));
+        assert!(a.loaded.is_none());
+        // The apply still reports why, as before.
+        let plan = FastPathPlan::new("/sys/fs/bpf/x".into(), 1, &[]);
+        assert_eq!(
+            a.apply(&plan, true),
+            Err("eBPF fast path off: no BTF".into())
+        );
+    }
+
+    /// Pins removed on drop.
+    struct Pins(PathBuf);
+
+    impl Drop for Pins {
+        fn drop(&mut self) {
+            let _ = ferry_ebpf::unpin(&self.0);
+        }
+    }
+
+    #[test]
+    fn exclusions_reach_the_loaded_maps() {
+        // Real bpf(2) on a real bpf file system: needs root.
+        let pins = Pins(Path::new("/sys/fs/bpf").join(ferry_testkit::unique("agentx")));
+        let mut a = FastPathAgent {
+            loaded: Some(load(&pins.0).expect("loading the fast path")),
+            ..FastPathAgent::default()
+        };
+        let want = addrs(&["10.244.0.5", "fd00:10:244::5"]);
+        assert_eq!(a.set_excluded(&want), Ok(true));
+        assert_eq!(a.set_excluded(&want), Ok(false), "already so");
+        let fp = a.loaded.as_ref().unwrap();
+        assert_eq!(fp.excluded().unwrap(), want);
+        assert_eq!(a.set_excluded(&BTreeSet::new()), Ok(true));
+        assert!(a.loaded.as_ref().unwrap().excluded().unwrap().is_empty());
+    }
 }

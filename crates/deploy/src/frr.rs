@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
     SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 
-use crate::pod::{capabilities, env, meta, mount, resources};
+use crate::objects::{capabilities, env, meta, mount, resources};
 use crate::{env_of, Images, Routing, BGP_SECRET, NAMESPACE, OSPF_SECRET};
 
 /// FRR's config directory (ferryd writes `frr.conf` and `vtysh.conf`).
@@ -63,8 +63,17 @@ pub fn daemons_file(routing: Routing) -> String {
     }
     out.push_str("vtysh_enable=yes\n");
     for d in &daemons {
-        // zebra: a netlink receive buffer that holds a full route dump.
-        let extra = if *d == "zebra" { " -s 90000000" } else { "" };
+        // zebra: a netlink receive buffer that holds a full route dump,
+        // and its routes kept in the kernel across FRR's restart.
+        // (bgp only: ospf mode keeps FRR's defaults until OSPF's graceful
+        // restart is proven on a real cluster.)
+        let extra = if *d == "zebra" && routing == Routing::Bgp {
+            format!(" {}", ferry_frr::ZEBRA_OPTIONS.join(" "))
+        } else if *d == "zebra" {
+            " -s 90000000".to_string()
+        } else {
+            String::new()
+        };
         out.push_str(&format!("{d}_options=\"-A 127.0.0.1{extra}\"\n"));
     }
     out
@@ -148,7 +157,8 @@ pub fn volumes(routing: Routing) -> Vec<Volume> {
 /// which waits until FRR answers before configuring it). Its startupProbe
 /// gives the daemons 2 minutes to come up. Its privileges are what FRR's
 /// daemons ask for at start (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW,
-/// SYS_ADMIN, binding port 179).
+/// SYS_ADMIN, binding port 179). BGP's graceful restart needs no hook: the
+/// other nodes keep the routes of a peer whose session just ends.
 pub fn container(images: &Images) -> Container {
     let mut mounts = vec![
         mount("frr-conf", CONF_DIR, false),
@@ -185,5 +195,29 @@ pub fn container(images: &Images) -> Container {
         }),
         resources: Some(resources("25m", FRR_MEMORY)),
         ..Container::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FRR restarting with its pod keeps the node's routes: zebra retains
+    /// them, and OSPF announces the restart before FRR stops.
+    #[test]
+    fn bgp_zebra_keeps_routes_across_restart() {
+        let zebra = |routing| {
+            daemons_file(routing)
+                .lines()
+                .find(|l| l.starts_with("zebra_options="))
+                .expect("zebra's options")
+                .to_string()
+        };
+        let bgp = zebra(Routing::Bgp);
+        assert!(bgp.contains(" -r ") && bgp.contains(" -K 120"), "{bgp}");
+        assert_eq!(
+            zebra(Routing::Ospf),
+            "zebra_options=\"-A 127.0.0.1 -s 90000000\""
+        );
     }
 }

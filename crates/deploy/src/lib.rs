@@ -40,6 +40,7 @@ use clap::ValueEnum;
 use ferryd::cli::FlagInfo;
 
 mod frr;
+mod objects;
 mod pod;
 mod rbac;
 mod uninstall;
@@ -221,7 +222,7 @@ pub fn install(routing: Routing, images: &Images) -> Manifest {
         ));
     }
     header.push(format!("kubectl apply -f deploy/{}", file_name(routing)));
-    header.push("See README.md, \"Install on a cluster\".".into());
+    header.push("See docs/install.md.".into());
     Manifest {
         file: file_name(routing),
         header,

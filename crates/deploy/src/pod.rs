@@ -11,21 +11,17 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext,
-    Toleration, Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector,
+    PodSpec, PodTemplateSpec, Probe, SecurityContext, Toleration, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::objects::{capabilities, env, labels, meta_for, mount, resources};
 use crate::{
     default_of, env_of, frr, metrics_addr, routing_name, uses_frr, Images, Routing, BPF_FS,
     IMAGE_BIN_DIR, NAME, NAMESPACE, STATE_DIR,
 };
-
-/// The label every object carries and the DaemonSets select on.
-pub const APP_LABEL: &str = "app.kubernetes.io/name";
 
 /// Memory for ferryd (and its init container). Measured (release build,
 /// against ferry-apiserver): RSS 18.4 MiB (peak 19.8) with 1,000 Nodes,
@@ -39,31 +35,6 @@ pub const AGENT_CPU_REQUEST: &str = "25m";
 /// `ferryd prepare`: a mount, two sysctls, one GET of its Node.
 pub const PREPARE_MEMORY: (&str, &str) = ("16Mi", "64Mi");
 
-pub fn labels(app: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(APP_LABEL.to_string(), app.to_string())])
-}
-
-pub fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
-    meta_for(name, namespace, NAME)
-}
-
-pub fn meta_for(name: &str, namespace: Option<&str>, app: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: namespace.map(String::from),
-        labels: Some(labels(app)),
-        ..ObjectMeta::default()
-    }
-}
-
-pub fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..EnvVar::default()
-    }
-}
-
 /// `NODE_NAME` from the downward API.
 pub fn node_name_env() -> EnvVar {
     EnvVar {
@@ -76,15 +47,6 @@ pub fn node_name_env() -> EnvVar {
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
-    }
-}
-
-pub fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: volume.into(),
-        mount_path: path.into(),
-        read_only: read_only.then_some(true),
-        ..VolumeMount::default()
     }
 }
 
@@ -211,13 +173,6 @@ pub fn daemonset_of(name: &str, spec: PodSpec) -> DaemonSet {
     }
 }
 
-pub fn capabilities(drop_all: bool, add: &[&str]) -> Capabilities {
-    Capabilities {
-        drop: drop_all.then(|| vec!["ALL".to_string()]),
-        add: Some(add.iter().map(|c| c.to_string()).collect()),
-    }
-}
-
 /// ferryd's privileges. Netlink (links, addresses, routes, tc filters) and
 /// nftables need `NET_ADMIN`; the eBPF fast path (its maps, the program,
 /// the conntrack kfuncs it calls) needs `BPF` (Linux 5.8 and later), and
@@ -241,18 +196,6 @@ pub fn agent_security(routing: Routing) -> SecurityContext {
         read_only_root_filesystem: Some(true),
         capabilities: Some(capabilities(true, &agent_capabilities(routing))),
         ..SecurityContext::default()
-    }
-}
-
-pub fn resources(cpu: &str, memory: (&str, &str)) -> ResourceRequirements {
-    let q = |s: &str| Quantity(s.to_string());
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), q(cpu)),
-            ("memory".to_string(), q(memory.0)),
-        ])),
-        limits: Some(BTreeMap::from([("memory".to_string(), q(memory.1))])),
-        ..ResourceRequirements::default()
     }
 }
 

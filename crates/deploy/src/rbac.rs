@@ -5,8 +5,7 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 
-use crate::pod::meta;
-use crate::pod::meta_for;
+use crate::objects::{meta, meta_for};
 use crate::{Object, NAME, NAMESPACE};
 
 /// The RBAC rules for `calls`: one per API call, plus `get` on the

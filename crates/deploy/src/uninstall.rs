@@ -7,7 +7,8 @@
 
 use k8s_openapi::api::core::v1::{Container, SecurityContext};
 
-use crate::pod::{agent_container, capabilities, daemonset_of, host_volumes, node_pod, resources};
+use crate::objects::{capabilities, resources};
+use crate::pod::{agent_container, daemonset_of, host_volumes, node_pod};
 use crate::rbac;
 use crate::{Images, Manifest, Object, Routing, NAMESPACE, UNINSTALL_FILE, UNINSTALL_NAME};
 
@@ -47,7 +48,7 @@ pub fn manifest(images: &Images) -> Manifest {
             format!("  kubectl apply -f deploy/{UNINSTALL_FILE}"),
             format!("  kubectl -n {NAMESPACE} rollout status ds/{UNINSTALL_NAME}"),
             format!("  kubectl delete -f deploy/{UNINSTALL_FILE}"),
-            "See README.md, \"Install on a cluster\".".into(),
+            "See docs/install.md.".into(),
         ],
         objects,
     }

@@ -21,12 +21,14 @@ use ferry_deploy::{Object, Routing};
 use lab::{container, Lab, LIMIT};
 use sandbox::{Running, Sandbox};
 
-/// What FRR's image runs (`/usr/lib/frr/docker-start`): watchfrr with the
-/// daemons the `daemons` file enables.
-const DOCKER_START: &str =
-    ". /usr/lib/frr/frrcommon.sh && exec /usr/lib/frr/watchfrr $(daemon_list)";
+/// What FRR's image runs (`/usr/lib/frr/docker-start`): FRR's run dir
+/// (a hostPath) made FRR's, then watchfrr with the daemons the `daemons`
+/// file enables.
+const DOCKER_START: &str = ". /usr/lib/frr/frrcommon.sh && \
+    install -d -o frr -g frr -m 0755 /var/run/frr && \
+    exec /usr/lib/frr/watchfrr $(daemon_list)";
 
-/// Kills FRR's daemons by their pid files (in the frr-run emptyDir), then
+/// Kills FRR's daemons by their pid files (in the frr-run volume), then
 /// watchfrr: a container runtime would kill the whole container.
 struct Frr {
     watchfrr: Option<Running>,

@@ -1,4 +1,4 @@
-//! The install guide (README's "Install on a cluster") and the manifests'
+//! The install guide (`docs/install.md`) and the manifests'
 //! headers tell users what they must do themselves.
 
 mod common;
@@ -8,8 +8,7 @@ use ferry_deploy::{manifests, Images, Routing};
 
 #[test]
 fn secrets_come_from_the_user_and_the_docs_say_how() {
-    // The install guide is the README's "Install on a cluster" section.
-    let doc = read("../README.md");
+    let doc = read("../docs/install.md");
     for (routing, (secret, key)) in [
         (Routing::Ospf, ferry_deploy::OSPF_SECRET),
         (Routing::Bgp, ferry_deploy::BGP_SECRET),
@@ -23,13 +22,13 @@ fn secrets_come_from_the_user_and_the_docs_say_how() {
             "{}: header shows {command}",
             m.file
         );
-        assert!(doc.contains(&command), "README shows {command}");
+        assert!(doc.contains(&command), "docs/install.md shows {command}");
         assert!(!text.contains("kind: Secret"));
     }
     for m in manifests(&Images::default()) {
         assert!(
             doc.contains(&format!("deploy/{}", m.file)),
-            "README names {}",
+            "docs/install.md names {}",
             m.file
         );
     }
@@ -43,6 +42,6 @@ fn secrets_come_from_the_user_and_the_docs_say_how() {
         ferryd::FORWARDING_OFF_REASON,
         "1.20.2",
     ] {
-        assert!(doc.contains(needle), "README mentions {needle}");
+        assert!(doc.contains(needle), "docs/install.md mentions {needle}");
     }
 }

@@ -3,12 +3,16 @@
 //! short-lived process) can attach the same program to each new pod.
 //!
 //! Pins in `dir`: `prog` (replaced on every load, by rename), and the maps
-//! `cidrs_v1` and `cidrs6_v1` (LPM tries of the cluster's pod CIDRs),
-//! `pods_v1` (the
-//! ifindexes of pods' host veths) and `stats_v1` (per-CPU counters). Maps outlive program reloads, so a restarted agent
-//! keeps the counters and the CIDRs. A new map layout takes a new name.
+//! `cidrs_v1` and `cidrs6_v1` (LPM tries of the cluster's pod CIDRs and
+//! of the addresses excluded from the fast path, told apart by the value:
+//! see `cidrs`), `pods_v1` (the ifindexes of pods' host veths) and
+//! `stats_v1` (per-CPU counters). Maps outlive program reloads, so a
+//! restarted agent keeps the counters, the CIDRs and the exclusions. A
+//! new map layout takes a new name.
 
+use std::collections::BTreeSet;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -156,6 +160,20 @@ impl FastPath {
     /// The CIDRs the maps hold, sorted.
     pub fn cidrs(&self) -> Result<Vec<IpNet>, EbpfError> {
         self.cidrs.list()
+    }
+
+    /// Makes the excluded addresses exactly `addrs` (both families): the
+    /// program leaves every packet from or to one of them to the stack
+    /// (and so to netfilter). Adds and removes; the CIDRs stay. Returns
+    /// whether the maps changed. The exclusions are pinned with the maps:
+    /// a restarted agent finds them in force until it sets them anew.
+    pub fn set_excluded(&self, addrs: &BTreeSet<IpAddr>) -> Result<bool, EbpfError> {
+        self.cidrs.set_excluded(addrs)
+    }
+
+    /// The excluded addresses the maps hold.
+    pub fn excluded(&self) -> Result<BTreeSet<IpAddr>, EbpfError> {
+        self.cidrs.excluded()
     }
 
     /// The counters, summed over CPUs.

@@ -9,6 +9,11 @@
 //! to the next. What it leaves to the stack, and why that keeps kube-proxy
 //! Services, masquerade and everything conntrack does intact, is in
 //! [`program`].
+//!
+//! NetworkPolicy is enforced in nftables at the forward hook, which the
+//! fast path skips; so the agent excludes every pod isolated by a policy
+//! on its node ([`FastPath::set_excluded`]), and the program leaves every
+//! packet from or to an excluded address to the stack, in both directions.
 
 pub mod btf;
 mod cidrs;

@@ -100,3 +100,13 @@ fn a_pod_cannot_borrow_another_pods_address() {
         }
     });
 }
+
+#[test]
+fn an_excluded_destination_goes_through_netfilter() {
+    cases::excluded_pod_goes_through_netfilter(&IPV4, IPV4.pod_b);
+}
+
+#[test]
+fn an_excluded_source_goes_through_netfilter() {
+    cases::excluded_pod_goes_through_netfilter(&IPV4, IPV4.pod_a);
+}

@@ -39,3 +39,13 @@ fn a_pod_cannot_borrow_another_pods_ipv6_address() {
         );
     });
 }
+
+#[test]
+fn an_excluded_ipv6_destination_goes_through_netfilter() {
+    cases::excluded_pod_goes_through_netfilter(&IPV6, IPV6.pod_b);
+}
+
+#[test]
+fn an_excluded_ipv6_source_goes_through_netfilter() {
+    cases::excluded_pod_goes_through_netfilter(&IPV6, IPV6.pod_a);
+}

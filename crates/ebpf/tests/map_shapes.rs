@@ -101,3 +101,36 @@ fn maps_of_the_right_shape_are_reused() {
     assert_eq!(fp.pod_ifaces().list().unwrap(), vec![4242]);
     assert_eq!(fp.stats().unwrap(), pinned_stats(&p.0).unwrap().unwrap());
 }
+
+#[test]
+fn exclusions_share_the_cidr_maps_and_survive_a_restart() {
+    use std::collections::BTreeSet;
+    use std::net::IpAddr;
+    let p = Pins::new();
+    let fp = FastPath::load(&p.0).unwrap();
+    let cidrs: Vec<ipnet::IpNet> = vec![
+        "10.244.0.0/16".parse().unwrap(),
+        "fd00:10:244::/56".parse().unwrap(),
+    ];
+    assert!(fp.set_cidrs(&cidrs).unwrap());
+    let addrs = |s: &[&str]| -> BTreeSet<IpAddr> { s.iter().map(|a| a.parse().unwrap()).collect() };
+    let first = addrs(&["10.244.0.5", "10.244.0.6", "fd00:10:244::5"]);
+    assert!(fp.set_excluded(&first).unwrap());
+    assert!(!fp.set_excluded(&first).unwrap(), "already so");
+    assert_eq!(fp.excluded().unwrap(), first);
+    assert_eq!(fp.cidrs().unwrap(), cidrs, "exclusions are not CIDRs");
+    // Converges: adds one, removes two.
+    let second = addrs(&["10.244.0.6", "10.99.0.7"]);
+    assert!(fp.set_excluded(&second).unwrap());
+    assert_eq!(fp.excluded().unwrap(), second);
+    // Setting the CIDRs leaves the exclusions be, and a restarted ferryd
+    // finds both in the pinned maps.
+    assert!(!fp.set_cidrs(&cidrs).unwrap());
+    drop(fp);
+    let fp = FastPath::load(&p.0).unwrap();
+    assert_eq!(fp.excluded().unwrap(), second);
+    assert_eq!(fp.cidrs().unwrap(), cidrs);
+    assert!(fp.set_excluded(&BTreeSet::new()).unwrap());
+    assert!(fp.excluded().unwrap().is_empty());
+    assert_eq!(fp.cidrs().unwrap(), cidrs);
+}

@@ -12,6 +12,12 @@
 //!   to the running one causes no reload at all.
 //! * [`Frr::learned_routes`] reports what OSPF/BGP learned, for status.
 //!
+//! Graceful restart, so that FRR restarting with ferry's pod (a rolling
+//! update) loses no route in bgp mode: BGP `graceful-restart` with
+//! `preserve-fw-state`, and zebra started with [`ZEBRA_OPTIONS`]. OSPF has
+//! no graceful restart here: its neighbours relearn a restarted node's
+//! routes within seconds.
+//!
 //! Timers are set for a LAN of nodes: OSPF hellos every 250 ms (dead 1 s),
 //! throttles at 0 (OSPFv3: hello 1 s, dead 4 s); BGP keepalive 3 s / hold
 //! 9 s, route-map changes applied at once, new peers served after 100 ms.
@@ -42,6 +48,15 @@ pub mod testing;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// zebra's options for ferry: a netlink receive buffer that holds a full
+/// route dump (`-s`), and routes that outlive FRR's own restart (a rolling
+/// update of ferry): `-r` leaves zebra's routes in the kernel when zebra
+/// exits, `-K` keeps those it finds there at start (and serves them as
+/// before) for that many seconds, until the routing daemons have learned
+/// them again (or, if they do not, removes them then). The time is BGP's
+/// default graceful-restart restart-time.
+pub const ZEBRA_OPTIONS: &[&str] = &["-s", "90000000", "-r", "-K", "120"];
 
 pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
 pub use render::{render, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4, ROUTE_MAP_V6};

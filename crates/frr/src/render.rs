@@ -175,6 +175,13 @@ fn bgp(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
     let _ = writeln!(w, "router bgp {}", spec.asn);
     let _ = writeln!(w, " bgp router-id {}", spec.router_id);
     line(w, " no bgp ebgp-requires-policy");
+    // Graceful restart (RFC 4724): when this node's FRR restarts (a
+    // rolling update of ferry), the other nodes keep its routes as stale
+    // until it is back and has sent End-of-RIB, and it tells them that its
+    // forwarding state (the kernel routes zebra keeps, see
+    // [`crate::ZEBRA_OPTIONS`]) survived.
+    line(w, " bgp graceful-restart");
+    line(w, " bgp graceful-restart preserve-fw-state");
     line(w, " timers bgp 3 9");
     // Advertise to a new peer after 100 ms, not the default 1 s.
     line(w, " coalesce-time 100");

@@ -36,7 +36,7 @@ impl FrrInstance {
     /// Create `/etc/frr/NAME` and `/var/run/frr/NAME` (owned by frr), write
     /// `daemons`, `vtysh.conf` (hostname from `initial_config`, else NAME)
     /// and `frr.conf` = `initial_config`, then start `daemons` in order
-    /// (zebra first, with `-s 90000000`) inside `netns`, each logging to
+    /// (zebra first, with [`crate::ZEBRA_OPTIONS`]) inside `netns`, each logging to
     /// `/var/run/frr/NAME/DAEMON.log`. `lo` in `netns` must be up.
     pub fn start(netns: &str, name: &str, daemons: &[&str], initial_config: &str) -> FrrInstance {
         Self::start_with(
@@ -132,7 +132,7 @@ impl FrrInstance {
             format!("file:{}", log.display()),
         ]);
         if daemon == "zebra" {
-            args.extend(["-s".into(), "90000000".into()]);
+            args.extend(crate::ZEBRA_OPTIONS.iter().map(|o| o.to_string()));
         }
         let out = Command::new("ip").args(&args).output().expect("run ip");
         assert!(
@@ -152,6 +152,35 @@ impl FrrInstance {
                 fs::read_to_string(&log).unwrap_or_default()
             );
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kill every daemon with SIGKILL, as a container's end does to FRR's
+    /// daemons (watchfrr, not they, gets the SIGTERM), and remove their
+    /// pid and vty files; the config and kernel state stay.
+    pub fn kill(&self) {
+        let pids: Vec<Pid> = self.pids().values().map(|p| Pid::from_raw(*p)).collect();
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        let start = Instant::now();
+        while pids.iter().any(|p| alive(*p)) {
+            assert!(start.elapsed() < Duration::from_secs(10), "daemons live on");
+            thread::sleep(Duration::from_millis(10));
+        }
+        for d in self.pids().keys() {
+            for ext in ["pid", "vty"] {
+                let _ = fs::remove_file(self.frr.run_dir.join(format!("{d}.{ext}")));
+            }
+        }
+    }
+
+    /// Start `daemons` again (after [`FrrInstance::kill`]) with `frr.conf`
+    /// = `config`, as a new FRR container starts.
+    pub fn restart(&self, daemons: &[&str], config: &str) {
+        write(&self.frr.conf_file(), config);
+        for d in daemons {
+            self.start_daemon(d);
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{LabError, Result};
-use crate::procs::{read_pid_file, stop_all};
+use crate::procs::{read_pid_file, stop_all, Proc};
 use crate::sh;
 use crate::topo::Routing;
 
@@ -120,7 +120,8 @@ fn start_daemon(netns: &str, pathspace: &str, daemon: &str) -> Result<()> {
         &log,
     ];
     if daemon == "zebra" {
-        args.extend(["-s", "90000000"]);
+        // As the manifests start it: routes outlive an FRR restart.
+        args.extend(ferry_frr::ZEBRA_OPTIONS);
     }
     sh::run(std::process::Command::new("ip").args(&args))?;
     let pid = run.join(format!("{daemon}.pid"));
@@ -148,6 +149,18 @@ pub fn pids(pathspace: &str) -> Vec<i32> {
 /// Stops the pathspace's daemons (by pid file); keeps its files.
 pub fn stop(pathspace: &str) -> usize {
     stop_all(&pids(pathspace), Duration::from_secs(5))
+}
+
+/// Kills the pathspace's daemons with SIGKILL, as the end of FRR's
+/// container does (watchfrr, not they, gets the SIGTERM): no BGP
+/// NOTIFICATION goes out, so the peers see a restart, not a shutdown, and
+/// graceful restart applies. Keeps its files.
+pub fn kill(pathspace: &str) -> usize {
+    let procs: Vec<Proc> = pids(pathspace).into_iter().filter_map(Proc::of).collect();
+    for p in &procs {
+        p.crash();
+    }
+    procs.len()
 }
 
 /// Stops the daemons and removes the pathspace's dirs.

@@ -331,6 +331,12 @@ impl Lab {
         Ok(frr::stop(&self.node(node)?.netns))
     }
 
+    /// Kills FRR's daemons on `node` as its container's end would (see
+    /// [`frr::kill`]).
+    pub fn kill_frr(&self, node: &str) -> Result<usize> {
+        Ok(frr::kill(&self.node(node)?.netns))
+    }
+
     /// Stops the API server (an outage).
     pub fn stop_api(&mut self) -> Result<()> {
         if let Some(p) = self.state.apiserver.take() {

@@ -20,21 +20,10 @@ mod scenarios;
 
 const NLMSG_HDR_LEN: usize = 16;
 
-/// (nlmsg type, everything after the nlmsghdr) per message of a capture,
-/// from BATCH_BEGIN to BATCH_END (nft's cache requests before it dropped).
+/// The messages of a capture from BATCH_BEGIN to BATCH_END (nft's cache
+/// requests before it dropped).
 fn capture(text: &str) -> Vec<(u16, Vec<u8>)> {
-    let all: Vec<(u16, Vec<u8>)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (ty, hex) = l.split_once(' ').expect("type and hex");
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            (ty.parse().unwrap(), bytes)
-        })
-        .collect();
+    let all = ferry_testkit::capture::nft_messages(text);
     let begin = all.iter().position(|(t, _)| *t == 16).expect("BATCH_BEGIN");
     all[begin..].to_vec()
 }
@@ -346,4 +335,24 @@ fn bad_rulesets_are_refused_before_sending() {
     rs.sets.get_mut("in/default/web-http/0.4").unwrap().elements =
         [range("10.0.0.9", "10.0.0.1")].into();
     assert!(validate(&rs).is_err());
+}
+
+#[test]
+fn base_chain_with_comment_and_negative_priority_matches_nft() {
+    let rs = Ruleset {
+        table: "x".into(),
+        counters: BTreeSet::new(),
+        sets: BTreeMap::new(),
+        chains: vec![Chain {
+            name: "c".into(),
+            base: Some(ferry_netpol::ir::BaseChain { priority: -5 }),
+            comment: Some("base".into()),
+            rules: vec![],
+        }],
+    };
+    check_table(
+        &rs,
+        include_str!("testdata/nft-base-chain.hex"),
+        "base chain",
+    );
 }

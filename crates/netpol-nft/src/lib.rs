@@ -91,6 +91,8 @@ pub fn replace(new: &Ruleset) -> Result<(), Error> {
 /// start) to `new`: one batch of element removals and additions when only
 /// elements differ, else [`replace`]. Should the element batch be refused
 /// (the kernel's table is not `old` after all), the table is replaced.
+/// A new table name is a replace of the new table; the old one is left
+/// for the caller to [`delete`].
 pub fn apply(old: Option<&Ruleset>, new: &Ruleset) -> Result<Applied, Error> {
     let Some(old) = old else {
         replace(new)?;

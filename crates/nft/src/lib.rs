@@ -32,6 +32,10 @@
 //! Cluster CIDRs are merged (overlapping, adjacent, duplicate) before they
 //! become interval-set elements, which are encoded as nft 1.0.6 encodes
 //! them (unit tests compare bytes with `nft --debug=mnl` captures).
+//!
+//! [`raw`] exposes the pieces this table is built from (batches, the
+//! attribute writer and reader, the socket, interval elements, the
+//! kernel's numbers) to other ferry tables, e.g. ferry-netpol-nft's.
 
 mod cidr;
 mod error;

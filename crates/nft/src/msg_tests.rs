@@ -6,21 +6,7 @@ use ipnet::IpNet;
 use super::*;
 use crate::cidr::{interval_elements, merged_ranges};
 use crate::nla::Attrs;
-
-/// (nlmsg type, everything after the nlmsghdr) per message of a capture.
-fn capture(text: &str) -> Vec<(u16, Vec<u8>)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (ty, hex) = l.split_once(' ').expect("type and hex");
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            (ty.parse().unwrap(), bytes)
-        })
-        .collect()
-}
+use ferry_testkit::capture::nft_messages as capture;
 
 /// The same split for bytes we built.
 fn split(bytes: &[u8]) -> Vec<(u16, u16, Vec<u8>)> {

@@ -6,6 +6,7 @@
 //! Test code may shell out to `ip`, `ping` and friends to set up and to
 //! look; product code never does.
 
+pub mod capture;
 pub mod conflist;
 
 use std::collections::BTreeSet;

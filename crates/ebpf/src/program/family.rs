@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
-//! One address family's path through the program: parse, the pod↔pod,
-//! source and conntrack tests, the FIB lookup and the TTL. IPv4 and IPv6
+//! One address family's path through the program: parse, the pod↔pod
+//! (and not excluded), source and conntrack tests, the FIB lookup and the TTL. IPv4 and IPv6
 //! differ in header offsets and address length, in the IPv4 header's
 //! checksum and options, and in nothing else that matters here.
 
@@ -106,7 +106,10 @@ fn fib_query(a: &mut Asm, f: &Family, reverse: bool) {
         .call(BPF_FUNC_FIB_LOOKUP);
 }
 
-/// Is the address at `addr` (stack offset) inside a cluster CIDR?
+/// Is the address at `addr` (stack offset) one the fast path may carry?
+/// Its longest match in the family's `cidrs` map must be a cluster CIDR
+/// (value exactly [`CLUSTER`]): no match, or an excluded host prefix
+/// (the [`EXCLUDED`](crate::cidrs::EXCLUDED) bit set), jumps to `not`.
 fn in_cluster(a: &mut Asm, f: &Family, map: i32, addr: i16, not: &str) {
     a.store_imm(Size::W, FP, KEY, i32::from(f.addr_len) * 8);
     f.copy_addr(a, FP, addr, KEY + 4);
@@ -114,7 +117,9 @@ fn in_cluster(a: &mut Asm, f: &Family, map: i32, addr: i16, not: &str) {
         .mov(R2, FP)
         .add_imm(R2, KEY.into())
         .call(BPF_FUNC_MAP_LOOKUP_ELEM)
-        .jmp_imm(Cond::Eq, R0, 0, not);
+        .jmp_imm(Cond::Eq, R0, 0, not)
+        .load(Size::W, R5, R0, 0)
+        .jmp_imm(Cond::Ne, R5, CLUSTER as i32, not);
 }
 
 /// The family's path; it ends by jumping to `rewrite`, `resolve` or one
@@ -159,7 +164,7 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
     }
     a.store(f.tos.1, FP, TOS, R5);
 
-    // 2. Pod ↔ pod only.
+    // 2. Pod ↔ pod only, neither pod excluded.
     let cidrs = if v6 { refs.cidrs6_map } else { refs.cidrs_map };
     in_cluster(a, f, cidrs, TUPLE, "pass");
     in_cluster(a, f, cidrs, TUPLE + n, "pass");

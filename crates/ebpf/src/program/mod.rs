@@ -12,7 +12,15 @@
 //! 1. IPv4 without options or fragmentation, or IPv6 without extension
 //!    headers; TCP or UDP; TTL (hop limit) > 1;
 //! 2. source and destination both inside the cluster's pod CIDRs (the
-//!    `cidrs` maps the agent fills), so masquerade never applies;
+//!    `cidrs` maps the agent fills), so masquerade never applies, and
+//!    neither excluded: a pod isolated by any NetworkPolicy (ingress or
+//!    egress) on this node leaves the fast path in both directions, since
+//!    policy is enforced in nftables at the forward hook, which this path
+//!    skips. The agent puts each such pod's address into the same maps as
+//!    a host prefix (/32, /128) whose value has the `EXCLUDED` bit;
+//!    longest-prefix match returns it over the pod CIDR (value `CLUSTER`),
+//!    so the lookups this test already does decide it, with one more load
+//!    and compare each: the match must be exactly `CLUSTER`;
 //! 3. from a pod (its host veth is in the `pod_ifaces` map, which the
 //!    plugin fills): the source address routes back to that veth, as strict
 //!    reverse-path filtering requires, so a pod cannot borrow another's;
@@ -34,6 +42,7 @@
 
 mod family;
 
+use crate::cidrs::CLUSTER;
 use crate::insn::{Asm, Cond, Size, FP, R0, R1, R2, R3, R4, R5, R6};
 use family::{V4, V6};
 
@@ -200,17 +209,55 @@ pub fn fast_path(refs: &Refs) -> Vec<u64> {
 mod tests {
     use super::*;
 
+    const REFS: Refs = Refs {
+        cidrs_map: 3,
+        cidrs6_map: 6,
+        stats_map: 4,
+        pod_ifaces_map: 5,
+        ct_lookup: (100, 0),
+        ct_release: (101, 1),
+    };
+
+    /// (opcode, dst, src, off, imm) of each instruction.
+    fn decode(p: &[u64]) -> Vec<(u8, u8, u8, i16, i32)> {
+        p.iter()
+            .map(|i| {
+                let b = i.to_ne_bytes();
+                let off = i16::from_ne_bytes([b[2], b[3]]);
+                let imm = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+                (b[0], b[1] & 0x0f, b[1] >> 4, off, imm)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_cidr_lookup_passes_unless_the_match_is_exactly_cluster() {
+        let p = decode(&fast_path(&REFS));
+        for map in [REFS.cidrs_map, REFS.cidrs6_map] {
+            // `r1 = map` (ld_imm64, pseudo map fd) ... `call lookup`.
+            let loads: Vec<usize> = (0..p.len())
+                .filter(|&i| p[i].0 == 0x18 && p[i].2 == 1 && p[i].4 == map)
+                .collect();
+            assert_eq!(loads.len(), 2, "map {map}: source and destination");
+            for i in loads {
+                let call = (i..p.len()).find(|&j| p[j].0 == 0x85).unwrap();
+                assert_eq!(p[call].4, BPF_FUNC_MAP_LOOKUP_ELEM);
+                let (null, value, cmp) = (p[call + 1], p[call + 2], p[call + 3]);
+                assert_eq!((null.0, null.1, null.4), (0x15, 0, 0), "if r0 == 0");
+                assert_eq!((value.0, value.1, value.2, value.3), (0x61, 5, 0, 0));
+                assert_eq!((cmp.0, cmp.1, cmp.4), (0x55, 5, CLUSTER as i32));
+                // Both jump to `pass`: r0 = TC_ACT_UNSPEC.
+                let to_null = call + 2 + null.3 as usize;
+                let to_cmp = call + 4 + cmp.3 as usize;
+                assert_eq!(to_null, to_cmp);
+                assert_eq!((p[to_null].0, p[to_null].4), (0xb7, TC_ACT_UNSPEC));
+            }
+        }
+    }
+
     #[test]
     fn assembles_with_every_label_placed() {
-        let refs = Refs {
-            cidrs_map: 3,
-            cidrs6_map: 6,
-            stats_map: 4,
-            pod_ifaces_map: 5,
-            ct_lookup: (100, 0),
-            ct_release: (101, 1),
-        };
-        let p = fast_path(&refs);
+        let p = fast_path(&REFS);
         assert!(p.len() > 150 && p.len() < 600, "{} instructions", p.len());
         // Ends in `exit`.
         assert_eq!(p.last().unwrap().to_ne_bytes()[0], 0x95);

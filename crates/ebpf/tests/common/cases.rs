@@ -1,6 +1,7 @@
 //! The test bodies both families run (`fast_path.rs`, `fast_path_v6.rs`).
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ferry_testkit::{ip, ns_exec};
@@ -125,13 +126,28 @@ pub fn borrowed_source_gets_nothing_through(f: &Fam, strict: impl FnOnce(&str)) 
     ip(Some(&t.ns("pa")), &args);
     t.attach();
     let before = t.stats();
+    assert_eq!(
+        udp_probe(&t, f, f.borrowed, 7002),
+        None,
+        "the spoofed datagrams got through"
+    );
+    assert_eq!(
+        t.stats().forwarded,
+        before.forwarded,
+        "forwarded by the program"
+    );
+}
+
+/// Pod A sends a few datagrams from `src` to pod B's `port`; returns where
+/// the first one pod B received came from (`None`: none within 1.5 s).
+pub fn udp_probe(t: &Topo, f: &Fam, src: &str, port: u16) -> Option<SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel();
     let server_ns = open(&t.ns("pb"));
     let pod_b = f.pod_b;
     let server = std::thread::spawn(move || {
         server_ns
             .run(move || -> Option<SocketAddr> {
-                let s = std::net::UdpSocket::bind((pod_b, 7002)).unwrap();
+                let s = std::net::UdpSocket::bind((pod_b, port)).unwrap();
                 s.set_read_timeout(Some(Duration::from_millis(1500)))
                     .unwrap();
                 tx.send(()).unwrap();
@@ -143,21 +159,69 @@ pub fn borrowed_source_gets_nothing_through(f: &Fam, strict: impl FnOnce(&str)) 
     rx.recv().unwrap();
     open(&t.ns("pa"))
         .run(|| {
-            let s = std::net::UdpSocket::bind((f.borrowed, 0)).unwrap();
+            let s = std::net::UdpSocket::bind((src, 0)).unwrap();
             for _ in 0..5 {
-                s.send_to(b"spoofed", (f.pod_b, 7002)).unwrap();
+                s.send_to(b"probe", (f.pod_b, port)).unwrap();
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
         .unwrap();
+    server.join().unwrap()
+}
+
+/// `excluded` (pod A's or pod B's address: the flow's source or its
+/// destination) leaves the fast path in both directions: a TCP echo
+/// between the pods crosses both nodes' stacks and not the program; a
+/// drop rule at node A's forward hook (for pod B) drops pod A's datagrams.
+/// Without the exclusion the program carries them again, past that rule.
+pub fn excluded_pod_goes_through_netfilter(f: &Fam, excluded: &str) {
+    let mut t = Topo::new();
+    t.attach();
+    let (na, nb) = (t.ns("na"), t.ns("nb"));
+    let set: BTreeSet<IpAddr> = [excluded.parse().unwrap()].into();
+    assert!(t.fast().set_excluded(&set).unwrap());
+    assert_eq!(t.fast().excluded().unwrap(), set);
+
+    let before = (f.stack_forwarded(&na), f.stack_forwarded(&nb), t.stats());
+    let target = f.sock(f.pod_b, 7000);
+    let (seen, _) = echo(&t.ns("pb"), &target, &t.ns("pa"), &target, 1 << 20);
+    assert_eq!(seen.ip().to_string(), f.pod_a);
+    let after = (f.stack_forwarded(&na), f.stack_forwarded(&nb), t.stats());
     assert_eq!(
-        server.join().unwrap(),
-        None,
-        "the spoofed datagrams got through"
+        after.2.forwarded, before.2.forwarded,
+        "the program forwarded packets of an excluded pod"
     );
+    let slow = (after.0 - before.0, after.1 - before.1);
+    assert!(slow.0 > 10 && slow.1 > 10, "stacks forwarded {slow:?}");
+
+    let ip = if f.v6 { "ip6" } else { "ip" };
+    nft(
+        &na,
+        &[
+            "add table inet fpx",
+            "add chain inet fpx pol { type filter hook forward priority filter; }",
+            &format!("add rule inet fpx pol {ip} daddr {} drop", f.pod_b),
+        ],
+    );
+    let before = t.stats();
     assert_eq!(
-        t.stats().forwarded,
-        before.forwarded,
-        "forwarded by the program"
+        udp_probe(&t, f, f.pod_a, 7003),
+        None,
+        "the forward hook's drop rule did not see the datagrams"
+    );
+    assert_eq!(t.stats().forwarded, before.forwarded);
+
+    assert!(t.fast().set_excluded(&BTreeSet::new()).unwrap());
+    assert!(t.fast().excluded().unwrap().is_empty());
+    let before = t.stats();
+    let from = udp_probe(&t, f, f.pod_a, 7004).map(|a| a.ip().to_string());
+    assert_eq!(
+        from.as_deref(),
+        Some(f.pod_a),
+        "not carried by the fast path"
+    );
+    assert!(
+        t.stats().forwarded > before.forwarded,
+        "the fast path did not resume"
     );
 }

@@ -184,6 +184,11 @@ impl Topo {
         self.fast = Some(fp);
     }
 
+    /// The loaded fast path (after [`Topo::attach`]).
+    pub fn fast(&self) -> &FastPath {
+        self.fast.as_ref().expect("attach first")
+    }
+
     pub fn stats(&self) -> Stats {
         self.fast
             .as_ref()
