@@ -80,10 +80,16 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     let policy = Arc::new(policy::PolicyShared::default());
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {
-        if opts.fast_path {
-            tracing::warn!("--network-policy with --fast-path: pod-to-pod flows the fast path forwards bypass the policy table until the fast path leaves isolated pods alone; run --fast-path=false to enforce policy everywhere");
-        }
         metrics.set_policy(policy.clone());
+        // Pods a policy isolates leave the fast path: the node loop
+        // writes the exclusions.
+        let (p, s) = (policy.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                p.exclusions_changed.notified().await;
+                s.changed.notify_one();
+            }
+        }));
         tasks.push(tokio::spawn(policy::controller::run(
             client,
             policy::KernelDataplane,
@@ -217,8 +223,15 @@ impl Loop {
         let mut applier = self.applier.take().expect("applier is put back");
         let shared = self.shared.clone();
         let settings = self.settings.clone();
+        let exclusions = self.policy.fast_path_exclusions();
         let (applier, result) = tokio::task::spawn_blocking(move || {
             let result = (|| {
+                // Before the fast path is (re)attached by the apply.
+                if let Some(ex) = &exclusions {
+                    applier
+                        .set_fast_path_excluded(ex)
+                        .map_err(|e| AgentError::Config(format!("fast-path exclusions: {e}")))?;
+                }
                 let local = discovery::local_addresses()?;
                 let desired = {
                     let view = shared.view();

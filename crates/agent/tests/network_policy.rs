@@ -35,10 +35,13 @@ struct P {
     ip: String,
 }
 
-/// A one-node lab with ferryd ready, plus `extra` flags.
+/// A one-node lab with ferryd ready, plus `extra` flags (the fast path
+/// off unless they say otherwise).
 fn lab(tag: &str, extra: &[&str]) -> Lab {
     let mut lab = Lab::new(tag, 1, &[]);
-    lab.nodes[0].flags.push("--fast-path=false".into());
+    if !extra.iter().any(|f| f.starts_with("--fast-path")) {
+        lab.nodes[0].flags.push("--fast-path=false".into());
+    }
     lab.nodes[0]
         .flags
         .extend(extra.iter().map(|f| f.to_string()));
@@ -169,6 +172,53 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
     expect(&c2.ns, &web.ip, 9090, true, "every policy deleted");
     // The counter stays monotonic after its policy is gone.
     assert!(metric(&lab, drops) > 0.0);
+}
+
+#[test]
+fn isolated_pods_leave_the_fast_path() {
+    let mut lab = lab("npfp", &["--fast-path=true"]);
+    assert_eq!(
+        metric(&lab, "ferry_fast_path_enabled"),
+        1.0,
+        "the fast path runs here\n{}",
+        lab.logs()
+    );
+    let web = pod(&mut lab, "default", "web", json!({"app": "web"}));
+    let c1 = pod(&mut lab, "default", "c1", json!({"app": "client"}));
+    let _srv = serve(&web.ns, 8080);
+    // ferryd attaches the program to pods' host veths (the plugin too,
+    // best effort) by its next resync at the latest.
+    let n = &lab.nodes[0];
+    wait_for(WAIT, "the fast path on the pods' veths", || {
+        let links = ferry_testkit::ip(Some(&n.ns), &["-o", "link"]);
+        let veths: Vec<&str> = links
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1)?.split('@').next())
+            .filter(|d| d.starts_with("ferry"))
+            .collect();
+        (veths.len() == 2
+            && veths
+                .iter()
+                .all(|d| ferry_testkit::ingress_filters(&n.ns, d).contains("ferry_fast")))
+        .then_some(())
+    });
+    let forwarded = "ferry_fast_path_packets_total{result=\"forwarded\"}";
+    let before = metric(&lab, forwarded);
+    expect(&c1.ns, &web.ip, 8080, true, "no policy yet");
+    assert!(metric(&lab, forwarded) > before, "the fast path carries it");
+
+    let store = lab.store();
+    let spec = json!({"podSelector": {"matchLabels": {"app": "web"}}});
+    put_policy(&store, "default", "deny", spec);
+    expect(&c1.ns, &web.ip, 8080, false, "denied with the fast path on");
+    let drops = "ferry_network_policy_drops_total{namespace=\"default\",policy=\"deny\",direction=\"ingress\"}";
+    wait_for(WAIT, "drops counted", || {
+        (metric(&lab, drops) > 0.0).then_some(())
+    });
+    store
+        .remove(Kind::NetworkPolicy, "default", "deny")
+        .unwrap();
+    expect(&c1.ns, &web.ip, 8080, true, "policy deleted");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -164,12 +165,22 @@ async fn sync_loop<D: PolicyDataplane>(
         }
         logged = problems;
         let opts = ferry_netpol::Options::new(&node);
-        let (eng, result, rs_info) = tokio::task::spawn_blocking(move || {
+        let (mut eng, rs) = tokio::task::spawn_blocking(move || {
             let rs = ferry_netpol::compile(&cluster, &opts);
-            drop(cluster);
-            let info = (engine::isolated(&rs), rs.counters.clone());
+            (eng, rs)
+        })
+        .await
+        .expect("policy compile does not panic");
+        let rs_info = (engine::isolated(&rs), rs.counters.clone());
+        // The fast path leaves the coming isolated pods alone before the
+        // table isolates them, and the going ones only after.
+        let coming: BTreeSet<IpAddr> = rs_info.0.values().flatten().copied().collect();
+        let mut during = shared.isolated_local_addrs();
+        during.extend(coming.iter().copied());
+        shared.publish_exclusions(during);
+        let (eng, result) = tokio::task::spawn_blocking(move || {
             let result = eng.sync(rs);
-            (eng, result, info)
+            (eng, result)
         })
         .await
         .expect("policy sync does not panic");
@@ -185,6 +196,7 @@ async fn sync_loop<D: PolicyDataplane>(
                 st.applies.observe(Ok(applied), took);
                 (st.isolated, st.local_policies) = rs_info;
                 drop(st);
+                shared.publish_exclusions(coming);
                 if failures > 0 || synced != Synced::Applied(super::Applied::Unchanged) {
                     tracing::info!(?synced, ?took, "network policy synced");
                 }

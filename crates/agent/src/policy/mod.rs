@@ -65,6 +65,8 @@ pub struct PolicyShared {
     state: Mutex<PolicyState>,
     /// Wakes the controller: the view or the node name changed.
     pub changed: Notify,
+    /// Wakes the node loop: the fast path's exclusions changed.
+    pub exclusions_changed: Notify,
 }
 
 /// The controller's published state.
@@ -74,6 +76,12 @@ pub struct PolicyState {
     pub node: Option<String>,
     /// Local pod addresses isolated, per direction, by the installed table.
     pub isolated: BTreeMap<Direction, BTreeSet<IpAddr>>,
+    /// What the fast path must leave to netfilter: `None` until the first
+    /// compile (a restarted ferryd keeps the pinned exclusions until
+    /// then); while a sync is in flight, the union of the installed and
+    /// the coming isolated sets, so the fast path never carries a packet
+    /// the table filters.
+    pub exclusions: Option<BTreeSet<IpAddr>>,
     /// Policies by whether they are enforced as written.
     pub enforced: usize,
     pub unenforceable: usize,
@@ -99,9 +107,24 @@ impl PolicyShared {
         }
     }
 
-    /// Local pod addresses isolated by some policy in either direction:
-    /// the fast path must leave these to netfilter.
+    /// Local pod addresses isolated by some policy in either direction,
+    /// by the installed table.
     pub fn isolated_local_addrs(&self) -> BTreeSet<IpAddr> {
         self.state().isolated.values().flatten().copied().collect()
+    }
+
+    /// The addresses the fast path must leave to netfilter (see
+    /// [`PolicyState::exclusions`]).
+    pub fn fast_path_exclusions(&self) -> Option<BTreeSet<IpAddr>> {
+        self.state().exclusions.clone()
+    }
+
+    fn publish_exclusions(&self, set: BTreeSet<IpAddr>) {
+        let mut s = self.state();
+        if s.exclusions.as_ref() != Some(&set) {
+            s.exclusions = Some(set);
+            drop(s);
+            self.exclusions_changed.notify_one();
+        }
     }
 }
