@@ -26,6 +26,8 @@ use crate::watch::WatchBackoff;
 /// How long a change waits for more before the compile: a burst of pod
 /// events becomes one transaction.
 pub const DEBOUNCE: Duration = Duration::from_millis(5);
+/// Objects per list page.
+const PAGE: u32 = 100;
 /// How often the drop counters are read for `/metrics`.
 const COUNTER_POLL: Duration = Duration::from_secs(5);
 
@@ -46,6 +48,7 @@ pub async fn run<D: PolicyDataplane>(
     let watches = [
         tokio::spawn(watch(
             Api::<core::Namespace>::all(client.clone()),
+            "",
             view.clone(),
             shared.clone(),
             |v| &mut v.namespaces,
@@ -53,6 +56,9 @@ pub async fn run<D: PolicyDataplane>(
         )),
         tokio::spawn(watch(
             Api::<core::Pod>::all(client.clone()),
+            // Finished pods are never kept (their addresses may be reused):
+            // not listing them at all saves parsing them.
+            "status.phase!=Succeeded,status.phase!=Failed",
             view.clone(),
             shared.clone(),
             |v| &mut v.pods,
@@ -60,6 +66,7 @@ pub async fn run<D: PolicyDataplane>(
         )),
         tokio::spawn(watch(
             Api::<net::NetworkPolicy>::all(client),
+            "",
             view.clone(),
             shared.clone(),
             |v| &mut v.policies,
@@ -79,6 +86,7 @@ pub async fn run<D: PolicyDataplane>(
 /// Keeps one kind's [`Table`] current, waking the loop on changes.
 async fn watch<K, V>(
     api: Api<K>,
+    fields: &'static str,
     view: SharedView,
     shared: Arc<PolicyShared>,
     table: fn(&mut View) -> &mut Table<V>,
@@ -87,7 +95,12 @@ async fn watch<K, V>(
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
     V: PartialEq,
 {
-    let config = watcher::Config::default().page_size(500);
+    // Small pages: a page of real Pods (managedFields and all) is parsed
+    // whole before it is slimmed; 100 keeps that peak to a few MiB.
+    let mut config = watcher::Config::default().page_size(PAGE);
+    if !fields.is_empty() {
+        config = config.fields(fields);
+    }
     let mut stream = std::pin::pin!(watcher::watcher(api, config).backoff(WatchBackoff::default()));
     let mut said: Option<String> = None;
     while let Some(item) = stream.next().await {
