@@ -33,7 +33,7 @@ const COUNTER_POLL: Duration = Duration::from_secs(5);
 
 type SharedView = Arc<Mutex<View>>;
 
-fn lock(v: &SharedView) -> std::sync::MutexGuard<'_, View> {
+fn lock(v: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
     v.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -122,13 +122,49 @@ async fn watch<K, V>(
     }
 }
 
+/// One thread owns the [`Engine`] and does every compile and sync: the
+/// big short-lived allocations of a compile then always come from the
+/// same malloc arena (the blocking pool's threads would each keep theirs).
+struct Worker<D: PolicyDataplane> {
+    jobs: std::sync::mpsc::Sender<Job<D>>,
+}
+
+type Job<D> = Box<dyn FnOnce(&mut Engine<D>) + Send>;
+
+impl<D: PolicyDataplane> Worker<D> {
+    fn spawn(mut engine: Engine<D>) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job<D>>();
+        std::thread::Builder::new()
+            .name("ferry-policy".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut engine);
+                }
+            })
+            .expect("spawn the policy thread");
+        Worker { jobs }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine<D>) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job<D> = Box::new(move |e| {
+            let _ = tx.send(f(e));
+        });
+        self.jobs.send(job).expect("the policy thread runs");
+        rx.await.expect("the policy thread answers")
+    }
+}
+
 async fn sync_loop<D: PolicyDataplane>(
     engine: Engine<D>,
     view: SharedView,
     shared: Arc<PolicyShared>,
     resync: Duration,
 ) {
-    let mut engine = Some(engine);
+    let worker = Worker::spawn(engine);
     let mut next_resync = Instant::now() + resync;
     let mut next_poll = Instant::now() + COUNTER_POLL;
     let mut retry: Option<Instant> = None;
@@ -146,24 +182,18 @@ async fn sync_loop<D: PolicyDataplane>(
         let (Some(node), true) = (node, lock(&view).listed()) else {
             continue;
         };
-        let mut eng = engine.take().expect("engine is put back");
         if due == Due::Poll {
-            let (eng, totals) = tokio::task::spawn_blocking(move || {
-                let _ = eng.poll_counters();
-                let t = eng.drop_totals().clone();
-                (eng, t)
-            })
-            .await
-            .expect("counter poll does not panic");
-            engine = Some(eng);
+            let totals = worker
+                .run(|eng| {
+                    let _ = eng.poll_counters();
+                    eng.drop_totals().clone()
+                })
+                .await;
             shared.state().drops = totals;
             continue;
         }
-        if due == Due::Resync {
-            eng.forget();
-        }
         let started = std::time::Instant::now();
-        let (cluster, problems, counts) = {
+        let (problems, counts) = {
             let v = lock(&view);
             let entries = v.policies.items.values();
             let problems: BTreeSet<String> = entries
@@ -171,32 +201,32 @@ async fn sync_loop<D: PolicyDataplane>(
                 .flat_map(|e| e.problems.iter().map(|p| p.to_string()))
                 .collect();
             let bad = entries.filter(|e| !e.enforceable()).count();
-            (v.cluster(), problems, (v.policies.items.len() - bad, bad))
+            (problems, (v.policies.items.len() - bad, bad))
         };
         for p in problems.difference(&logged) {
             tracing::warn!("{p}; enforced fail closed (see ferry_network_policies)");
         }
         logged = problems;
         let opts = ferry_netpol::Options::new(&node);
-        let (mut eng, rs) = tokio::task::spawn_blocking(move || {
-            let rs = ferry_netpol::compile(&cluster, &opts);
-            (eng, rs)
-        })
-        .await
-        .expect("policy compile does not panic");
-        let rs_info = (engine::isolated(&rs), rs.counters.clone());
-        // The fast path leaves the coming isolated pods alone before the
-        // table isolates them, and the going ones only after.
+        let (v, sh) = (view.clone(), shared.clone());
+        let (result, rs_info) = worker
+            .run(move |eng| {
+                if due == Due::Resync {
+                    eng.forget();
+                }
+                let cluster = lock(&v).cluster();
+                let rs = ferry_netpol::compile(&cluster, &opts);
+                drop(cluster);
+                let info = (engine::isolated(&rs), rs.counters.clone());
+                // The fast path leaves the coming isolated pods alone
+                // before the table isolates them, the going ones after.
+                let mut during = sh.isolated_local_addrs();
+                during.extend(info.0.values().flatten().copied());
+                sh.publish_exclusions(during);
+                (eng.sync(rs), info)
+            })
+            .await;
         let coming: BTreeSet<IpAddr> = rs_info.0.values().flatten().copied().collect();
-        let mut during = shared.isolated_local_addrs();
-        during.extend(coming.iter().copied());
-        shared.publish_exclusions(during);
-        let (eng, result) = tokio::task::spawn_blocking(move || {
-            let result = eng.sync(rs);
-            (eng, result)
-        })
-        .await
-        .expect("policy sync does not panic");
         let took = started.elapsed();
         let mut st = shared.state();
         (st.enforced, st.unenforceable) = counts;
@@ -230,7 +260,6 @@ async fn sync_loop<D: PolicyDataplane>(
                 retry = Some(Instant::now() + wait);
             }
         }
-        engine = Some(eng);
     }
 }
 
