@@ -77,7 +77,9 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         shared.clone(),
         Duration::from_secs(2),
     )));
-    let policy = Arc::new(policy::PolicyShared::default());
+    let policy = Arc::new(policy::PolicyShared::new(
+        (opts.fast_path && opts.network_policy).then(|| opts.bpf_dir.clone()),
+    ));
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {
         metrics.set_policy(policy.clone());
@@ -214,7 +216,15 @@ impl Loop {
         let mut applier = self.applier.take().expect("applier is put back");
         let shared = self.shared.clone();
         let settings = self.settings.clone();
+        let policy = self.policy.clone();
         let (applier, result) = tokio::task::spawn_blocking(move || {
+            // A (re)loaded fast path starts with the policy's exclusions,
+            // before it is attached anywhere; they are written again after,
+            // in case the policy task changed them meanwhile.
+            let excluded = policy.fast_path.wanted();
+            if let Err(e) = applier.set_fast_path_excluded(&excluded) {
+                tracing::warn!(error = %e, "fast-path exclusions");
+            }
             let result = (|| {
                 let local = discovery::local_addresses()?;
                 let desired = {
@@ -235,6 +245,7 @@ impl Loop {
                     },
                 }
             })();
+            policy.fast_path.rewrite();
             (applier, result)
         })
         .await

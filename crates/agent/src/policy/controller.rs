@@ -164,11 +164,19 @@ async fn sync_loop<D: PolicyDataplane>(
         }
         logged = problems;
         let opts = ferry_netpol::Options::new(&node);
+        let sh = shared.clone();
         let (eng, result, rs_info) = tokio::task::spawn_blocking(move || {
             let rs = ferry_netpol::compile(&cluster, &opts);
             drop(cluster);
             let info = (engine::isolated(&rs), rs.counters.clone());
+            // Off the fast path before the table judges them, and only
+            // those once it does (see `fast_path`).
+            let isolated: BTreeSet<_> = info.0.values().flatten().copied().collect();
+            sh.fast_path.widen(&isolated);
             let result = eng.sync(rs);
+            if result.is_ok() {
+                sh.fast_path.narrow(isolated);
+            }
             (eng, result, info)
         })
         .await

@@ -39,11 +39,13 @@
 //!
 //! [`view`] (slim objects from watch events) · [`engine`] (install,
 //! monotonic drop counters) · [`dataplane`] (the trait, the kernel impl) ·
-//! [`controller`] (watches, debounce, the loop) · [`metrics`].
+//! [`controller`] (watches, debounce, the loop) · [`fast_path`] (isolated
+//! pods off the eBPF fast path) · [`metrics`].
 
 pub mod controller;
 pub mod dataplane;
 pub mod engine;
+pub mod fast_path;
 pub mod metrics;
 pub mod view;
 
@@ -55,6 +57,7 @@ use ferry_netpol::Direction;
 use tokio::sync::Notify;
 
 pub use dataplane::{Applied, DataplaneError, KernelDataplane, PolicyDataplane};
+pub use fast_path::FastPathExclusions;
 
 /// What the policy controller shares with the rest of ferryd (metrics,
 /// and the fast path that must leave isolated pods to netfilter).
@@ -63,6 +66,8 @@ pub struct PolicyShared {
     state: Mutex<PolicyState>,
     /// Wakes the controller: the view or the node name changed.
     pub changed: Notify,
+    /// Isolated pods kept off the eBPF fast path.
+    pub fast_path: FastPathExclusions,
 }
 
 /// The controller's published state.
@@ -83,6 +88,14 @@ pub struct PolicyState {
 }
 
 impl PolicyShared {
+    /// With the fast path's pin directory (`None` with it off).
+    pub fn new(fast_path_dir: Option<std::path::PathBuf>) -> Self {
+        PolicyShared {
+            fast_path: FastPathExclusions::new(fast_path_dir),
+            ..PolicyShared::default()
+        }
+    }
+
     pub fn state(&self) -> MutexGuard<'_, PolicyState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
