@@ -247,6 +247,8 @@ fn bench_lab(
             dual_stack,
             fast_path,
             kubernetes: None,
+            subnets: 1,
+            encapsulation: None,
         },
     )?;
     Ok((guard, lab))

@@ -49,6 +49,14 @@ enum Cmd {
         /// IPv6 node addresses and podCIDRs too.
         #[arg(long)]
         dual_stack: bool,
+        /// Node segments behind the router: 1, or 2 (odd nodes on
+        /// 172.16.98.0/24; the router routes node addresses only).
+        #[arg(long, default_value_t = 1)]
+        subnets: usize,
+        /// ferryd's --encapsulation: never, cross-subnet or always
+        /// (default: ferryd's own, cross-subnet with direct routing).
+        #[arg(long, value_parser = ["never", "cross-subnet", "always"])]
+        encapsulation: Option<String>,
         /// Run ferryd with `--fast-path=false` (pod traffic through the IP
         /// stack only).
         #[arg(long)]
@@ -169,6 +177,8 @@ fn run(cli: Cli) -> Result<()> {
             nodes,
             pods_per_node,
             dual_stack,
+            subnets,
+            encapsulation,
             no_fast_path,
             kubernetes,
             manifest,
@@ -187,6 +197,8 @@ fn run(cli: Cli) -> Result<()> {
                 pods_per_node,
                 dual_stack,
                 kubernetes,
+                subnets,
+                encapsulation,
             };
             let lab = match Lab::up(cfg, &opts) {
                 Ok(lab) => lab,
