@@ -200,3 +200,97 @@ fn cross_subnet_tunnels_only_across_and_the_fast_path_keeps_it_encapsulated() {
     let filters = ferry_testkit::ingress_filters(&ns(w1), VXLAN);
     assert!(filters.contains("ferry_fast"), "{filters}");
 }
+
+/// What ferryd made on a node for the tunnel: its routes (both
+/// families), the device's ifindex, FDB and neighbours.
+fn tunnel_state(netns: &str) -> String {
+    let run = |program: &str, args: &[&str]| {
+        let o = sh::ns_output(netns, program, args).unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    [
+        run("ip", &["-4", "route", "show", "proto", "201"]),
+        run("ip", &["-6", "route", "show", "proto", "201"]),
+        run("ip", &["-o", "link", "show", "dev", VXLAN])
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        run("bridge", &["fdb", "show", "dev", VXLAN]),
+        run("ip", &["neigh", "show", "dev", VXLAN]),
+    ]
+    .join("\n")
+}
+
+fn conflist_mtu(lab: &Lab, node: &str) -> u64 {
+    let path = ferry_lab::agent::NodeDirs::new(&lab.cfg, node).conflist();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["plugins"][0]["mtu"].as_u64().unwrap()
+}
+
+#[test]
+fn dual_stack_restart_switch_to_never_and_uninstall_leave_nothing_stale() {
+    let mut o = opts("cross-subnet", true);
+    o.dual_stack = true;
+    let (_guard, mut lab) = common::up("vxd", o);
+    lab.check().unwrap_or_else(|e| panic!("{e}"));
+    let (m, w2) = ("k8s-master", "k8s-worker-2");
+    let ns = |lab: &Lab, n: &str| lab.node(n).unwrap().netns;
+    let before = tunnel_state(&ns(&lab, m));
+    assert!(
+        before.contains("fd00:10:244:1::/64 via fd00:10:244:1:: dev ferry.vxlan"),
+        "{before}"
+    );
+    assert!(
+        before.contains("fd00:10:244:1:: lladdr 0e:f7:ac:10:62:4c PERMANENT"),
+        "{before}"
+    );
+    assert_eq!(conflist_mtu(&lab, m), 1450);
+
+    // A crash and a restart change nothing: same device, no duplicates.
+    lab.stop_agent(m, true).unwrap();
+    lab.start_agent(m).unwrap();
+    lab.wait_converged(std::time::Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(tunnel_state(&ns(&lab, m)), before);
+
+    // k8s-worker-2 switches to never: no device, no route to the other
+    // subnet, and its pods' MTU back to the uplink's.
+    assert!(vxlan_tx(&ns(&lab, w2)).is_some());
+    lab.stop_agent(w2, false).unwrap();
+    lab.state.encapsulation = Some("never".into());
+    lab.start_agent(w2).unwrap();
+    let w2_ns = ns(&lab, w2);
+    sh::wait_for(
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(50),
+        "ferry.vxlan gone",
+        || vxlan_tx(&w2_ns).is_none().then_some(()),
+    )
+    .unwrap();
+    let left = tunnel_state(&w2_ns);
+    assert!(
+        !left.contains("10.244.1.0/24") && !left.contains("fd00:10:244:1::"),
+        "{left}"
+    );
+    assert!(
+        left.contains("10.244.0.0/24 via 172.16.97.75 dev eth0"),
+        "{left}"
+    );
+    assert_eq!(conflist_mtu(&lab, w2), 1500);
+
+    // `ferryd uninstall` on k8s-master removes the device with the rest.
+    let mut args = ferry_lab::agent::args(&lab.cfg, &lab.state, &lab.node(m).unwrap());
+    args[0] = "uninstall".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ferryd = lab.cfg.binary("ferryd").unwrap();
+    lab.stop_agent(m, false).unwrap();
+    let out = sh::ns_output(&ns(&lab, m), ferryd.to_str().unwrap(), &args).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("vxlan: true"),
+        "{out:?}"
+    );
+    let left = tunnel_state(&ns(&lab, m));
+    assert_eq!(left.trim(), "", "{left}");
+}
