@@ -143,6 +143,17 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
+    /// Pod→pod TCP throughput over VXLAN (other subnet) against a plain
+    /// route (same subnet), fast path on and off (builds and removes its
+    /// own `--subnets 2` labs, prefix vxb-).
+    BenchVxlan {
+        /// iperf3 seconds per run.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        /// Back-to-back same-subnet/other-subnet run pairs.
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+    },
     /// Remove everything the lab made (also after a crash).
     Down,
     /// List anything of the lab still there; exit 1 if something is.
@@ -314,6 +325,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("ferry-lab bench: 3 nodes, 1 pod each, per mode a fresh lab");
             bench::run(&cfg.bin_dir, &opts, &mut |l| println!("{l}"))?;
+        }
+        Cmd::BenchVxlan { seconds, pairs } => {
+            println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
+            ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &mut |l| println!("{l}"))?;
         }
         Cmd::Down => {
             let r = down::down(&cfg)?;
