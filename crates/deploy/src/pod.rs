@@ -262,6 +262,16 @@ pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
     let mut out = vec![
         node_name_env(),
         env(&env_of("routing"), &routing_name(routing)),
+        // Explicit, so the manifest says when VXLAN may be used: only
+        // where a plain route cannot reach (direct); FRR routes otherwise.
+        env(
+            &env_of("encapsulation"),
+            if uses_frr(routing) {
+                "never"
+            } else {
+                "cross-subnet"
+            },
+        ),
     ];
     out.extend(frr::agent_env(routing));
     out
