@@ -32,6 +32,16 @@ fn expect_routes(lab: &Lab, node: usize, want: &[String]) {
     );
 }
 
+/// `bridge fdb show dev ferry.vxlan` in `netns` (empty without the device).
+fn vxlan_fdb(netns: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "bridge", "fdb", "show"])
+        .args(["dev", "ferry.vxlan"])
+        .output()
+        .expect("run bridge");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn direct_routes_follow_the_cluster() {
     let mut lab = Lab::new("dr", 3, &[]);
@@ -107,20 +117,7 @@ fn direct_routes_follow_the_cluster() {
         neigh.contains("10.244.9.0 lladdr 0e:f7:c0:a8:32:04 PERMANENT"),
         "{neigh}"
     );
-    let fdb = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns0,
-            "bridge",
-            "fdb",
-            "show",
-            "dev",
-            "ferry.vxlan",
-        ])
-        .output()
-        .unwrap();
-    let fdb = String::from_utf8_lossy(&fdb.stdout);
+    let fdb = vxlan_fdb(&ns0);
     assert_eq!(
         fdb.trim(),
         "0e:f7:c0:a8:32:04 dst 192.168.50.4 self permanent",
@@ -136,21 +133,8 @@ fn direct_routes_follow_the_cluster() {
         )
         .unwrap();
     wait_for(WAIT, "the far node's FDB entry follows its IP", || {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns0,
-                "bridge",
-                "fdb",
-                "show",
-                "dev",
-                "ferry.vxlan",
-            ])
-            .output()
-            .ok()?;
-        let fdb = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (fdb == "0e:f7:c0:a8:32:05 dst 192.168.50.5 self permanent").then_some(())
+        (vxlan_fdb(&ns0).trim() == "0e:f7:c0:a8:32:05 dst 192.168.50.5 self permanent")
+            .then_some(())
     });
     let neigh = ip(Some(&ns0), &["neigh", "show", "dev", "ferry.vxlan"]);
     assert_eq!(

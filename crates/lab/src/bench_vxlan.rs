@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use crate::bench::{iperf, median};
+use crate::bench::{fresh_lab, iperf, median};
 use crate::error::{LabError, Result};
 use crate::lab::{DownGuard, Lab, UpOptions};
-use crate::state::{LabConfig, Pod};
-use crate::topo::{Advertise, Routing};
+use crate::state::Pod;
+use crate::topo::Routing;
 
 /// The lab prefix of the bench.
 pub const PREFIX: &str = "vxb-";
@@ -49,26 +49,16 @@ impl TunnelFigures {
 }
 
 fn lab(bin_dir: &Path, fast_path: bool) -> Result<(DownGuard, Lab)> {
-    let mut cfg = LabConfig::new(PREFIX);
-    cfg.bin_dir = bin_dir.to_path_buf();
-    cfg.quiet = true;
-    let guard = DownGuard(cfg.clone());
-    crate::down::down(&cfg)?;
-    let lab = Lab::up(
-        cfg,
-        &UpOptions {
-            routing: Routing::Direct,
-            advertise: Advertise::Aggregate,
-            nodes: 3,
-            pods_per_node: 1,
-            dual_stack: false,
-            fast_path,
-            kubernetes: None,
-            subnets: 2,
-            encapsulation: Some("cross-subnet".into()),
-        },
-    )?;
-    Ok((guard, lab))
+    let opts = UpOptions {
+        routing: Routing::Direct,
+        nodes: 3,
+        pods_per_node: 1,
+        fast_path,
+        subnets: 2,
+        encapsulation: Some("cross-subnet".into()),
+        ..UpOptions::default()
+    };
+    fresh_lab(bin_dir, PREFIX, &opts)
 }
 
 fn pod_on(lab: &Lab, node: &str) -> Result<Pod> {

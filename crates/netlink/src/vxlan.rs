@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -164,24 +164,7 @@ impl Handle {
     /// The VXLAN link called `name`; `Ok(None)` if there is no link of
     /// that name or it is not a VXLAN link.
     pub fn vxlan_by_name(&mut self, name: &str) -> Result<Option<Vxlan>, NetlinkError> {
-        check_ifname("RTM_GETLINK", name)?;
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let r = self.request(
-            "RTM_GETLINK",
-            &Target::Name(name.to_string()),
-            RouteNetlinkMessage::GetLink(msg),
-            0,
-        );
-        let msgs = match r {
-            Ok(m) => m,
-            Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(None),
-            Err(e) => Err(e)?,
-        };
-        Ok(msgs.into_iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Vxlan::from_msg(l),
-            _ => None,
-        }))
+        Ok(self.link_msg_by_name(name)?.and_then(Vxlan::from_msg))
     }
 
     /// Makes the link called `spec.name` the VXLAN link `spec`, up:
@@ -227,21 +210,6 @@ impl Handle {
             changed = true;
         }
         Ok((link.index, changed))
-    }
-
-    /// Sets the link's hardware address.
-    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        msg.header.change_mask = LinkFlags::empty();
-        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        self.request(
-            "RTM_NEWLINK",
-            &Target::Index(index),
-            RouteNetlinkMessage::NewLink(msg),
-            0,
-        )?;
-        Ok(())
     }
 }
 
