@@ -294,6 +294,29 @@ pub fn converge(h: &mut Handle, want: &VxlanPlan) -> Result<(u32, bool), AgentEr
     Ok((index, changed))
 }
 
+/// For `status`: the device as the kernel has it (`None` without one),
+/// e.g. `ferry.vxlan vni 1 local 172.16.97.75 port 4789 mtu 1450: 1 FDB
+/// entries, 2 neighbours`.
+pub fn describe(h: &mut Handle) -> Result<Option<String>, AgentError> {
+    let Some(v) = h
+        .vxlan_by_name(VXLAN_IFNAME)
+        .map_err(|e| AgentError::netlink(format!("look up {VXLAN_IFNAME}"), e))?
+    else {
+        return Ok(None);
+    };
+    let state = read(h, v.link.index)?;
+    let opt = |o: Option<String>| o.unwrap_or_else(|| "?".into());
+    Ok(Some(format!(
+        "{VXLAN_IFNAME} vni {} local {} port {} mtu {}: {} FDB entries, {} neighbours",
+        opt(v.vni.map(|x| x.to_string())),
+        opt(v.local.map(|x| x.to_string())),
+        opt(v.port.map(|x| x.to_string())),
+        v.link.mtu,
+        state.fdb.len(),
+        state.neighbours.iter().filter(|n| n.is_permanent()).count()
+    )))
+}
+
 /// Deletes the device, and with it its addresses, FDB, neighbours and
 /// the routes through it. Whether it existed.
 pub fn remove(h: &mut Handle) -> Result<bool, AgentError> {

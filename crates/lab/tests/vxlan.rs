@@ -143,6 +143,20 @@ fn cross_subnet_tunnels_only_across_and_the_fast_path_keeps_it_encapsulated() {
         fdb.contains("0e:f7:ac:10:62:4c dst 172.16.98.76 self permanent"),
         "{fdb}"
     );
+    // `ferryd status` tells it.
+    let mut args = ferry_lab::agent::args(&lab.cfg, &lab.state, &lab.node(m).unwrap());
+    args[0] = "status".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ferryd = lab.cfg.binary("ferryd").unwrap();
+    let out = sh::ns_output(&ns(m), ferryd.to_str().unwrap(), &args).unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "routing:    Direct (encapsulation cross-subnet)",
+        "vxlan:      ferry.vxlan vni 1 local 172.16.97.75 port 4789 mtu 1450: 1 FDB entries, 1 neighbours",
+        "10.244.1.0/24 via 10.244.1.0 dev ferry.vxlan",
+    ] {
+        assert!(status.contains(want), "{want:?} not in\n{status}");
+    }
     // Pods got the tunnel's MTU (uplink 1500 - 50).
     let link = sh::ns_output(&pm.netns, "ip", &["-j", "link", "show", "eth0"]).unwrap();
     let link: Value = serde_json::from_slice(&link.stdout).unwrap();
