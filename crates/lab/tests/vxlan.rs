@@ -308,3 +308,23 @@ fn dual_stack_restart_switch_to_never_and_uninstall_leave_nothing_stale() {
     let left = tunnel_state(&ns(&lab, m));
     assert_eq!(left.trim(), "", "{left}");
 }
+
+#[test]
+fn always_tunnels_even_on_one_subnet() {
+    let mut o = opts("always", true);
+    o.subnets = 1;
+    let (_guard, lab) = common::up("vxa", o);
+    lab.check().unwrap_or_else(|e| panic!("{e}"));
+    let (m, w2) = ("k8s-master", "k8s-worker-2");
+    let ns = lab.node(m).unwrap().netns;
+    let table = routes::table(&ns).unwrap();
+    let to_w2 = routes::lookup(&table, pod_on(&lab, w2).ips[0].parse().unwrap()).unwrap();
+    assert_eq!(
+        (to_w2.gateway.as_deref(), to_w2.dev.as_deref()),
+        (Some("10.244.2.0"), Some(VXLAN)),
+        "{to_w2:?}"
+    );
+    let before = vxlan_tx(&ns).unwrap();
+    assert!(pings(pod_on(&lab, m), pod_on(&lab, w2), 20));
+    assert!(vxlan_tx(&ns).unwrap() >= before + 20);
+}
