@@ -58,6 +58,7 @@ struct Loop {
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
 /// configured and marked available, as `install` does).
 pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
+    let encapsulation = opts.encapsulation()?;
     let client = kube_client::client(opts.kubeconfig.as_deref()).await?;
     let api: Api<Node> = Api::all(client.clone());
     let metrics = Arc::new(Metrics::default());
@@ -95,6 +96,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     tracing::info!(
         node = ?opts.node_name(),
         routing = ?opts.routing,
+        encapsulation = encapsulation.as_str(),
         "ferryd started"
     );
     let mut l = Loop {
