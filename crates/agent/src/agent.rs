@@ -58,6 +58,7 @@ struct Loop {
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
 /// configured and marked available, as `install` does).
 pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
+    let encapsulation = opts.encapsulation()?;
     let client = kube_client::client(opts.kubeconfig.as_deref()).await?;
     let api: Api<Node> = Api::all(client.clone());
     let metrics = Arc::new(Metrics::default());
@@ -77,19 +78,12 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         shared.clone(),
         Duration::from_secs(2),
     )));
-    let policy = Arc::new(policy::PolicyShared::default());
+    let policy = Arc::new(policy::PolicyShared::new(
+        (opts.fast_path && opts.network_policy).then(|| opts.bpf_dir.clone()),
+    ));
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {
         metrics.set_policy(policy.clone());
-        // Pods a policy isolates leave the fast path: the node loop
-        // writes the exclusions.
-        let (p, s) = (policy.clone(), shared.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                p.exclusions_changed.notified().await;
-                s.changed.notify_one();
-            }
-        }));
         tasks.push(tokio::spawn(policy::controller::run(
             client,
             policy::KernelDataplane,
@@ -102,6 +96,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     tracing::info!(
         node = ?opts.node_name(),
         routing = ?opts.routing,
+        encapsulation = encapsulation.as_str(),
         "ferryd started"
     );
     let mut l = Loop {
@@ -223,15 +218,16 @@ impl Loop {
         let mut applier = self.applier.take().expect("applier is put back");
         let shared = self.shared.clone();
         let settings = self.settings.clone();
-        let exclusions = self.policy.fast_path_exclusions();
+        let policy = self.policy.clone();
         let (applier, result) = tokio::task::spawn_blocking(move || {
+            // A (re)loaded fast path starts with the policy's exclusions,
+            // before it is attached anywhere; they are written again after,
+            // in case the policy task changed them meanwhile.
+            let excluded = policy.fast_path.wanted();
+            if let Err(e) = applier.set_fast_path_excluded(&excluded) {
+                tracing::warn!(error = %e, "fast-path exclusions");
+            }
             let result = (|| {
-                // Before the fast path is (re)attached by the apply.
-                if let Some(ex) = &exclusions {
-                    applier
-                        .set_fast_path_excluded(ex)
-                        .map_err(|e| AgentError::Config(format!("fast-path exclusions: {e}")))?;
-                }
                 let local = discovery::local_addresses()?;
                 let desired = {
                     let view = shared.view();
@@ -251,6 +247,7 @@ impl Loop {
                     },
                 }
             })();
+            policy.fast_path.rewrite();
             (applier, result)
         })
         .await

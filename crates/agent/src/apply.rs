@@ -11,8 +11,8 @@ use crate::fast_path::FastPathAgent;
 use crate::frr_glue::FrrAgent;
 use crate::install::{write_if_changed, Binaries};
 use crate::nat::Nat;
-use crate::routes;
 use crate::AgentError;
+use crate::{routes, vxlan};
 
 /// What one apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,9 +81,27 @@ impl Applier {
         }
 
         let mut h = ferry_netlink::Handle::new().map_err(|e| AgentError::netlink("open", e))?;
-        let changes = routes::converge(&mut h, &d.routes)?;
+        // The tunnel's FDB and neighbours before the routes through it.
+        let mut want_routes = d.routes.clone();
+        let mut tunnel = None;
+        if let Some(plan) = &d.vxlan {
+            let (ifindex, changed) = vxlan::converge(&mut h, plan)?;
+            if changed {
+                out.changed.push("vxlan");
+            }
+            want_routes.extend(plan.routes(ifindex));
+            tunnel = Some(ifindex);
+        }
+        let changes = routes::converge(&mut h, &want_routes)?;
         if changes.replaced + changes.deleted > 0 {
             out.changed.push("routes");
+        }
+        if d.vxlan.is_none() && vxlan::remove(&mut h)? {
+            tracing::info!(
+                device = vxlan::VXLAN_IFNAME,
+                "no peer needs VXLAN: device removed"
+            );
+            out.changed.push("vxlan");
         }
         for (spec, other) in &changes.conflicts {
             out.warnings.insert(format!(
@@ -115,7 +133,11 @@ impl Applier {
             }
         }
         if let Some(plan) = &d.fast_path {
-            match self.fast.apply(plan, full) {
+            let plan = crate::fast_path::FastPathPlan {
+                tunnel,
+                ..plan.clone()
+            };
+            match self.fast.apply(&plan, full) {
                 Ok(true) => {
                     out.changed.push("fast-path");
                     out.fast_path = true;

@@ -53,6 +53,29 @@ pub enum Routing {
     Bgp,
 }
 
+/// When pod traffic to another node goes through VXLAN (direct routing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Encapsulation {
+    /// Plain routes only; nodes off this node's subnets are unroutable.
+    Never,
+    /// VXLAN to nodes whose InternalIP is off this node's subnets, plain
+    /// routes to the others (the default with `--routing direct`).
+    CrossSubnet,
+    /// VXLAN to every other node.
+    Always,
+}
+
+impl Encapsulation {
+    /// The flag's value as written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encapsulation::Never => "never",
+            Encapsulation::CrossSubnet => "cross-subnet",
+            Encapsulation::Always => "always",
+        }
+    }
+}
+
 /// What ospf/bgp advertise for this node's pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Advertise {
@@ -120,6 +143,12 @@ pub struct Opts {
         default_value = "127.0.0.1:9654"
     )]
     pub metrics_addr: SocketAddr,
+
+    /// VXLAN to other nodes: never, cross-subnet (the default with
+    /// `--routing direct`: only to nodes off this node's subnets) or
+    /// always. With ospf/bgp only `never` is valid.
+    #[arg(long, global = true, env = "FERRY_ENCAPSULATION", value_enum)]
+    pub encapsulation: Option<Encapsulation>,
 
     /// What ospf/bgp advertise for this node's pods.
     #[arg(
@@ -212,6 +241,22 @@ impl Opts {
                 .ok()
                 .and_then(|exe| exe.parent().map(PathBuf::from))
         })
+    }
+
+    /// `--encapsulation`, defaulted for the routing mode (`cross-subnet`
+    /// for direct, `never` for ospf/bgp); anything but `never` with
+    /// ospf/bgp is refused.
+    pub fn encapsulation(&self) -> Result<Encapsulation, crate::AgentError> {
+        match (self.routing, self.encapsulation) {
+            (Routing::Direct, e) => Ok(e.unwrap_or(Encapsulation::CrossSubnet)),
+            (_, None | Some(Encapsulation::Never)) => Ok(Encapsulation::Never),
+            (r, Some(e)) => Err(crate::AgentError::Config(format!(
+                "--encapsulation {} needs --routing direct; with --routing {} \
+                 FRR routes between nodes and only --encapsulation never is valid",
+                e.as_str(),
+                format!("{r:?}").to_lowercase()
+            ))),
+        }
     }
 
     /// The conflist path.

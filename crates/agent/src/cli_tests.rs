@@ -169,3 +169,32 @@ fn env_child() {
     assert_eq!(cli.opts.routing, Routing::Ospf);
     assert_eq!(cli.opts.node_name(), Some("node-c".to_string()));
 }
+
+#[test]
+fn encapsulation_defaults_per_routing_mode_and_is_refused_with_frr() {
+    use crate::cli::Encapsulation;
+    let enc = |args: &[&str]| parse(args).unwrap().opts.encapsulation();
+    assert_eq!(enc(&[]).unwrap(), Encapsulation::CrossSubnet);
+    assert_eq!(
+        enc(&["--encapsulation", "always"]).unwrap(),
+        Encapsulation::Always
+    );
+    assert_eq!(
+        enc(&["--encapsulation", "never"]).unwrap(),
+        Encapsulation::Never
+    );
+    assert_eq!(enc(&["--routing", "ospf"]).unwrap(), Encapsulation::Never);
+    assert_eq!(
+        enc(&["--routing", "bgp", "--encapsulation", "never"]).unwrap(),
+        Encapsulation::Never
+    );
+    let err = enc(&["--routing", "bgp", "--encapsulation", "cross-subnet"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--encapsulation cross-subnet needs --routing direct"),
+        "{err}"
+    );
+    assert!(err.contains("--routing bgp"), "{err}");
+    assert!(parse(&["--encapsulation", "sometimes"]).is_err());
+}

@@ -7,17 +7,20 @@ use std::path::PathBuf;
 use ferry_frr::{FrrSpec, Mode};
 use ipnet::IpNet;
 
-use crate::cli::{Advertise, Opts, Routing};
+use crate::cli::{Advertise, Encapsulation, Opts, Routing};
 use crate::discovery::{self, DiscoveryError, LocalAddr, NodeInfo, Nodes};
 use crate::fast_path::FastPathPlan;
 use crate::install::render_conflist;
 use crate::routes::RouteSpec;
+use crate::vxlan::{VxlanPeer, VxlanPlan, VXLAN_IFNAME};
 
 /// The flags the desired state depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub node_name: Option<String>,
     pub routing: Routing,
+    /// Resolved for the routing mode (see [`Opts::encapsulation`]).
+    pub encapsulation: Encapsulation,
     pub advertise: Advertise,
     pub cluster_cidrs: Vec<IpNet>,
     pub mtu: Option<u32>,
@@ -33,6 +36,8 @@ impl From<&Opts> for Settings {
         Settings {
             node_name: o.node_name(),
             routing: o.routing,
+            // An invalid combination never gets here: `run` refuses it.
+            encapsulation: o.encapsulation().unwrap_or(Encapsulation::Never),
             advertise: o.advertise,
             cluster_cidrs: o.cluster_cidr.iter().map(IpNet::trunc).collect(),
             mtu: o.mtu,
@@ -66,8 +71,13 @@ pub struct Desired {
     /// The interface carrying the InternalIP, with that address.
     pub iface: LocalAddr,
     pub pod_cidrs: Vec<IpNet>,
-    /// direct: one route per other node's podCIDR; empty for ospf/bgp.
+    /// direct: one route per other node's podCIDR reached without
+    /// encapsulation; empty for ospf/bgp.
     pub routes: Vec<RouteSpec>,
+    /// The VXLAN device and the peers behind it, when encapsulation is
+    /// used on this node (the routes through it are made once the device
+    /// has an ifindex: [`VxlanPlan::routes`]).
+    pub vxlan: Option<VxlanPlan>,
     pub unroutable: Vec<Unroutable>,
     pub nat: NatPlan,
     pub frr: Option<FrrSpec>,
@@ -97,9 +107,9 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
     if own.pod_cidrs.is_empty() {
         return Err(NotReady::NoPodCidr(own.name.clone()));
     }
-    let (routes, unroutable) = match s.routing {
-        Routing::Direct => direct_routes(own, nodes, local, iface.ifindex),
-        Routing::Ospf | Routing::Bgp => (Vec::new(), Vec::new()),
+    let (routes, vxlan, unroutable) = match s.routing {
+        Routing::Direct => direct_routes(own, nodes, local, &iface, s.encapsulation),
+        Routing::Ospf | Routing::Bgp => (Vec::new(), None, Vec::new()),
     };
     let frr = match s.routing {
         Routing::Direct => None,
@@ -115,7 +125,11 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
     };
     nat_cidrs.sort();
     nat_cidrs.dedup();
-    let mtu = s.mtu.unwrap_or(iface.mtu);
+    // Pods' packets must fit the tunnel whenever this node may use it.
+    let mtu = match &vxlan {
+        Some(v) => s.mtu.unwrap_or(iface.mtu).min(v.mtu),
+        None => s.mtu.unwrap_or(iface.mtu),
+    };
     Ok(Desired {
         node: own.name.clone(),
         pod_cidrs: own.pod_cidrs.clone(),
@@ -137,6 +151,7 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
         },
         iface,
         routes,
+        vxlan,
         unroutable,
         frr,
         nodes_seen: nodes.len(),
@@ -144,17 +159,39 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
 }
 
 /// direct mode: a route to each other node's podCIDRs via its InternalIP
-/// of the same family, when that address is on a directly connected
-/// subnet. Everything else is reported, not half-routed.
+/// of the same family when that address is on a directly connected
+/// subnet, or through VXLAN (see [`crate::vxlan`]) when `encap` says so:
+/// `always`, or `cross-subnet` and the node's IPv4 InternalIP is not on a
+/// connected subnet. Everything else is reported, not half-routed.
 fn direct_routes(
     own: &NodeInfo,
     nodes: &Nodes,
     local: &[LocalAddr],
-    node_ifindex: u32,
-) -> (Vec<RouteSpec>, Vec<Unroutable>) {
+    iface: &LocalAddr,
+    encap: Encapsulation,
+) -> (Vec<RouteSpec>, Option<VxlanPlan>, Vec<Unroutable>) {
+    let node_ifindex = iface.ifindex;
     let mut routes: Vec<RouteSpec> = Vec::new();
+    let mut peers: Vec<VxlanPeer> = Vec::new();
     let mut bad = Vec::new();
+    // The underlay: this node's IPv4 InternalIP on a local interface.
+    let underlay = own.internal_ips.iter().find_map(|ip| match ip {
+        std::net::IpAddr::V4(v4) => local.iter().find(|a| a.net.addr() == *ip).map(|a| (*v4, a)),
+        _ => None,
+    });
     for node in nodes.values().filter(|n| n.name != own.name) {
+        let peer_v4 = match node.internal_ip(true) {
+            Some(std::net::IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        let tunnel = match encap {
+            Encapsulation::Never => false,
+            Encapsulation::Always => true,
+            Encapsulation::CrossSubnet => peer_v4.is_some_and(|ip| {
+                discovery::connected_interface(ip.into(), local, Some(node_ifindex)).is_none()
+            }),
+        };
+        let mut tunnelled = Vec::new();
         for &cidr in &node.pod_cidrs {
             let mut skip = |reason: String| {
                 bad.push(Unroutable {
@@ -167,8 +204,32 @@ fn direct_routes(
                 skip(format!("overlaps this node's podCIDRs {:?}", own.pod_cidrs));
                 continue;
             }
-            if let Some(r) = routes.iter().find(|r| overlaps(&r.dst, &cidr)) {
-                skip(format!("overlaps {} of node {}", r.dst, r.node));
+            let taken = routes
+                .iter()
+                .map(|r| (r.dst, r.node.as_str()))
+                .chain(
+                    peers
+                        .iter()
+                        .flat_map(|p| p.cidrs.iter().map(|c| (*c, p.node.as_str()))),
+                )
+                .chain(tunnelled.iter().map(|c| (*c, node.name.as_str())))
+                .find(|(dst, _)| overlaps(dst, &cidr));
+            if let Some((dst, by)) = taken {
+                skip(format!("overlaps {dst} of node {by}"));
+                continue;
+            }
+            if tunnel {
+                if peer_v4.is_none() {
+                    skip(format!(
+                        "{VXLAN_IFNAME} needs an IPv4 InternalIP of the node"
+                    ));
+                } else if underlay.is_none() {
+                    skip(format!(
+                        "{VXLAN_IFNAME} needs an IPv4 InternalIP of this node on a local interface"
+                    ));
+                } else {
+                    tunnelled.push(cidr);
+                }
                 continue;
             }
             let Some(via) = node.internal_ip(cidr.addr().is_ipv4()) else {
@@ -180,16 +241,38 @@ fn direct_routes(
                     dst: cidr,
                     via,
                     oif: hop.ifindex,
+                    onlink: false,
                     node: node.name.clone(),
                 }),
                 None => skip(format!(
-                    "InternalIP {via} is not on a directly connected subnet"
+                    "InternalIP {via} is not on a directly connected subnet{}",
+                    if encap == Encapsulation::Never {
+                        " (--encapsulation never)"
+                    } else {
+                        ""
+                    }
                 )),
             }
         }
+        if let (Some(underlay), false) = (peer_v4, tunnelled.is_empty()) {
+            peers.push(VxlanPeer {
+                node: node.name.clone(),
+                underlay,
+                cidrs: tunnelled,
+            });
+        }
     }
     routes.sort();
-    (routes, bad)
+    peers.sort();
+    let vxlan = match underlay {
+        Some((ip, a)) if encap == Encapsulation::Always || !peers.is_empty() => {
+            let mut plan = VxlanPlan::new(ip, a.ifindex, a.mtu, &own.pod_cidrs);
+            plan.peers = peers;
+            Some(plan)
+        }
+        _ => None,
+    };
+    (routes, vxlan, bad)
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {

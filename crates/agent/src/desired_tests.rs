@@ -43,6 +43,7 @@ fn settings(routing: Routing) -> Settings {
     Settings {
         node_name: Some("k8s-1".into()),
         routing,
+        encapsulation: Encapsulation::Never,
         advertise: Advertise::Aggregate,
         cluster_cidrs: vec![],
         mtu: None,
@@ -246,4 +247,114 @@ fn frr_needs_an_ipv4_router_id() {
         Err(NotReady::NoRouterId("k8s-1".into()))
     );
     assert!(compute(&settings(Routing::Direct), &all, &local).is_ok());
+}
+
+/// k8s-1 and k8s-2 share 172.16.97.0/24; k8s-3 is behind a router, and
+/// dual-stack.
+fn two_subnets() -> Nodes {
+    nodes(vec![
+        node("k8s-1", &["172.16.97.75"], &["10.244.0.0/24"]),
+        node("k8s-2", &["172.16.97.76"], &["10.244.1.0/24"]),
+        node(
+            "k8s-3",
+            &["172.16.98.77", "fd98::77"],
+            &["10.244.2.0/24", "fd00:10:244:2::/64"],
+        ),
+    ])
+}
+
+fn with_encap(e: Encapsulation) -> Settings {
+    Settings {
+        encapsulation: e,
+        ..settings(Routing::Direct)
+    }
+}
+
+#[test]
+fn cross_subnet_tunnels_only_the_nodes_off_this_subnet() {
+    let d = compute(
+        &with_encap(Encapsulation::CrossSubnet),
+        &two_subnets(),
+        &local_k8s1(),
+    )
+    .unwrap();
+    assert_eq!(
+        route_strs(&d),
+        ["10.244.1.0/24 via 172.16.97.76 dev 2 (k8s-2)"]
+    );
+    assert!(d.unroutable.is_empty(), "{:?}", d.unroutable);
+    let v = d.vxlan.as_ref().expect("a vxlan plan");
+    assert_eq!(v.local.to_string(), "172.16.97.75");
+    assert_eq!((v.uplink, v.mtu), (2, 1400));
+    assert_eq!(v.addrs, ["10.244.0.0/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(v.peers.len(), 1);
+    assert_eq!(v.peers[0].node, "k8s-3");
+    assert_eq!(v.peers[0].underlay.to_string(), "172.16.98.77");
+    // Both families of k8s-3's pods go over the IPv4 underlay.
+    assert_eq!(v.peers[0].cidrs.len(), 2);
+    // The pods' MTU leaves room for the VXLAN header (uplink 1450 - 50).
+    assert!(d.conflist.contains("\"mtu\": 1400"), "{}", d.conflist);
+}
+
+#[test]
+fn cross_subnet_with_every_node_on_link_is_plain_routing() {
+    let d = compute(
+        &with_encap(Encapsulation::CrossSubnet),
+        &lab(),
+        &local_k8s1(),
+    )
+    .unwrap();
+    assert_eq!(d.vxlan, None);
+    assert_eq!(d.routes.len(), 2);
+    assert!(d.conflist.contains("\"mtu\": 1450"), "{}", d.conflist);
+}
+
+#[test]
+fn always_tunnels_every_node_and_never_tunnels_none() {
+    let d = compute(
+        &with_encap(Encapsulation::Always),
+        &two_subnets(),
+        &local_k8s1(),
+    )
+    .unwrap();
+    assert!(d.routes.is_empty(), "{:?}", route_strs(&d));
+    let v = d.vxlan.unwrap();
+    let names: Vec<&str> = v.peers.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(names, ["k8s-2", "k8s-3"]);
+    // Even alone, `always` makes the device and lowers the pod MTU.
+    let alone = nodes(vec![node("k8s-1", &["172.16.97.75"], &["10.244.0.0/24"])]);
+    let d = compute(&with_encap(Encapsulation::Always), &alone, &local_k8s1()).unwrap();
+    assert!(d.vxlan.unwrap().peers.is_empty());
+    assert!(d.conflist.contains("\"mtu\": 1400"), "{}", d.conflist);
+
+    let d = compute(
+        &with_encap(Encapsulation::Never),
+        &two_subnets(),
+        &local_k8s1(),
+    )
+    .unwrap();
+    assert_eq!(d.vxlan, None);
+    assert_eq!(d.unroutable.len(), 2, "{:?}", d.unroutable);
+    assert!(
+        d.unroutable[0].reason.contains("(--encapsulation never)"),
+        "{:?}",
+        d.unroutable
+    );
+}
+
+#[test]
+fn a_tunnelled_peer_without_ipv4_is_reported() {
+    let mut all = lab();
+    all.insert(
+        "v6only".into(),
+        node("v6only", &["fd99::9"], &["10.244.8.0/24"]),
+    );
+    let d = compute(&with_encap(Encapsulation::Always), &all, &local_k8s1()).unwrap();
+    let u = d
+        .unroutable
+        .iter()
+        .find(|u| u.node == "v6only")
+        .expect("reported");
+    assert!(u.reason.contains("needs an IPv4 InternalIP"), "{u:?}");
+    assert_eq!(d.vxlan.unwrap().peers.len(), 2);
 }

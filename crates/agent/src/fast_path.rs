@@ -28,12 +28,22 @@ pub struct FastPathPlan {
     pub uplink: u32,
     /// The cluster's pod CIDRs (both families).
     pub cidrs: Vec<IpNet>,
+    /// The VXLAN device, when there is one: pod packets decapsulated there
+    /// take the fast path as those arriving on the uplink do (so a flow is
+    /// untracked on both nodes, as without the tunnel). Set at apply time,
+    /// once the device has an ifindex.
+    pub tunnel: Option<u32>,
 }
 
 impl FastPathPlan {
     pub fn new(dir: PathBuf, uplink: u32, cidrs: &[IpNet]) -> FastPathPlan {
         let cidrs = cidrs.iter().map(IpNet::trunc).collect();
-        FastPathPlan { dir, uplink, cidrs }
+        FastPathPlan {
+            dir,
+            uplink,
+            cidrs,
+            tunnel: None,
+        }
     }
 }
 
@@ -112,6 +122,7 @@ impl FastPathAgent {
             changed = true;
         }
         let mut targets = vec![plan.uplink];
+        targets.extend(plan.tunnel);
         targets.extend(veths);
         for ifindex in targets {
             if h.bpf_ingress_prog_id(ifindex).map_err(|e| e.to_string())? != Some(id) {

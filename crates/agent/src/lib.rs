@@ -44,6 +44,7 @@ pub mod routes;
 pub mod status;
 pub mod status_patch;
 pub mod uninstall;
+pub mod vxlan;
 pub mod watch;
 
 pub use error::AgentError;

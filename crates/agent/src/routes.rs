@@ -17,16 +17,23 @@ pub struct RouteSpec {
     pub dst: IpNet,
     pub via: IpAddr,
     pub oif: u32,
+    /// `onlink`: the gateway needs no covering prefix (VXLAN peers).
+    pub onlink: bool,
     /// The Node the podCIDR belongs to (for logs and status).
     pub node: String,
 }
 
 impl RouteSpec {
     pub fn to_route(&self) -> Route {
-        Route::new(self.dst)
+        let r = Route::new(self.dst)
             .via(self.via)
             .dev(self.oif)
-            .protocol(RTPROT_FERRY_NODE)
+            .protocol(RTPROT_FERRY_NODE);
+        if self.onlink {
+            r.onlink()
+        } else {
+            r
+        }
     }
 }
 
@@ -82,6 +89,7 @@ pub fn plan(current: &[Route], desired: &[RouteSpec]) -> RoutePlan {
         let exact = mine.iter().any(|r| {
             r.gateway == Some(spec.via)
                 && r.oif == Some(spec.oif)
+                && r.onlink == spec.onlink
                 && r.kind == RouteKind::Unicast
                 && metric(r) == metric(&want)
         });
@@ -187,6 +195,7 @@ mod tests {
             dst: dst.parse().unwrap(),
             via: via.parse().unwrap(),
             oif,
+            onlink: false,
             node: "n".into(),
         }
     }
@@ -252,6 +261,19 @@ mod tests {
         ];
         let current: Vec<Route> = desired.iter().map(|d| kernel(d.to_route())).collect();
         assert_eq!(plan(&current, &desired), RoutePlan::default());
+    }
+
+    #[test]
+    fn onlink_change_is_a_replace() {
+        let current = vec![kernel(spec("10.244.1.0/24", "10.244.1.0", 7).to_route())];
+        let want = RouteSpec {
+            onlink: true,
+            ..spec("10.244.1.0/24", "10.244.1.0", 7)
+        };
+        let p = plan(&current, std::slice::from_ref(&want));
+        assert!(matches!(p.ops.as_slice(), [RouteOp::Replace(r)] if r.onlink));
+        let current = vec![kernel(want.to_route())];
+        assert_eq!(plan(&current, &[want]), RoutePlan::default());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Report {
     pub routing: Routing,
     /// (destination, gateway, interface name).
     pub routes: Vec<(String, String, String)>,
+    /// `--encapsulation` (resolved), and the VXLAN device when there is one.
+    pub encapsulation: String,
+    pub vxlan: Result<Option<String>, String>,
     /// ferry's nft table.
     pub nat: Result<Option<nat::NatState>, String>,
     pub learned: Option<Result<Vec<String>, String>>,
@@ -54,6 +57,8 @@ impl Report {
             interface: None,
             routing,
             routes: Vec::new(),
+            encapsulation: String::new(),
+            vxlan: Ok(None),
             nat: Ok(None),
             learned: None,
             conflist: None,
@@ -170,6 +175,13 @@ fn gather_local(o: &Opts, nodes: Result<Nodes, String>) -> Report {
         },
         Err(e) => r.problems.push(e.to_string()),
     }
+    r.encapsulation = o
+        .encapsulation()
+        .map_or_else(|e| e.to_string(), |e| e.as_str().to_string());
+    r.vxlan = ferry_netlink::Handle::new()
+        .map_err(|e| AgentError::netlink("open", e))
+        .and_then(|mut h| crate::vxlan::describe(&mut h))
+        .map_err(|e| e.to_string());
     r.nat = nat::read().map_err(|e| e.to_string());
     r.fast_path = fast_path::observe(&o.bpf_dir).map_err(|e| e.to_string());
     if o.routing != Routing::Direct {
@@ -249,7 +261,11 @@ impl fmt::Display for Report {
         if let Some(i) = &self.interface {
             let _ = writeln!(s, "interface:  {} {} mtu {}", i.ifname, i.net, i.mtu);
         }
-        let _ = writeln!(s, "routing:    {:?}", self.routing);
+        let _ = writeln!(
+            s,
+            "routing:    {:?} (encapsulation {})",
+            self.routing, self.encapsulation
+        );
         match &self.nodes {
             Ok(all) => {
                 let _ = writeln!(s, "peers:      {}", all.len().saturating_sub(1));
@@ -269,6 +285,17 @@ impl fmt::Display for Report {
         let _ = writeln!(s, "routes:     {} (proto 201)", self.routes.len());
         for (dst, via, dev) in &self.routes {
             let _ = writeln!(s, "  {dst} via {via} dev {dev}");
+        }
+        match &self.vxlan {
+            Ok(Some(v)) => {
+                let _ = writeln!(s, "vxlan:      {v}");
+            }
+            Ok(None) => {
+                let _ = writeln!(s, "vxlan:      none");
+            }
+            Err(e) => {
+                let _ = writeln!(s, "vxlan:      cannot read ({e})");
+            }
         }
         match &self.nat {
             Ok(Some(t)) => {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::cli::Opts;
 use crate::install::{remove_file, Binaries};
-use crate::{fast_path, frr_glue, kube_client, nat, routes, status_patch, AgentError};
+use crate::{fast_path, frr_glue, kube_client, nat, routes, status_patch, vxlan, AgentError};
 
 /// How long uninstall tries the API (it is best effort: the node is
 /// cleaned either way).
@@ -24,6 +24,8 @@ pub struct Removed {
     /// The NetworkPolicy table (`inet ferry-policy`).
     pub policy_table: bool,
     pub routes: usize,
+    /// The VXLAN device (with its FDB, neighbours and routes).
+    pub vxlan: bool,
     pub frr_config: bool,
     /// Interfaces the fast path was detached from.
     pub fast_path: usize,
@@ -38,7 +40,7 @@ impl Removed {
 }
 
 /// Removes the conflist, the plugin binaries, the nft tables, the owned
-/// routes and ferryd's FRR config, then ferry's condition from the Node
+/// routes, the VXLAN device and ferryd's FRR config, then ferry's condition from the Node
 /// (see [`reset_condition`]). Every step runs even when an earlier one
 /// failed; the first error is returned after all ran (the API step never
 /// fails the uninstall).
@@ -65,6 +67,12 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
             .map_err(|e| AgentError::netlink("open", e))
             .and_then(|mut h| routes::delete_all(&mut h))
             .map(|n| removed.routes = n),
+    );
+    keep(
+        ferry_netlink::Handle::new()
+            .map_err(|e| AgentError::netlink("open", e))
+            .and_then(|mut h| vxlan::remove(&mut h))
+            .map(|b| removed.vxlan = b),
     );
     if o.frr_pathspace.is_some()
         || o.frr_conf_dir.is_some()

@@ -32,6 +32,16 @@ fn expect_routes(lab: &Lab, node: usize, want: &[String]) {
     );
 }
 
+/// `bridge fdb show dev ferry.vxlan` in `netns` (empty without the device).
+fn vxlan_fdb(netns: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "bridge", "fdb", "show"])
+        .args(["dev", "ferry.vxlan"])
+        .output()
+        .expect("run bridge");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn direct_routes_follow_the_cluster() {
     let mut lab = Lab::new("dr", 3, &[]);
@@ -85,7 +95,10 @@ fn direct_routes_follow_the_cluster() {
     expect_routes(&lab, 0, &[r2.clone(), r3.clone(), r4b.clone()]);
     expect_routes(&lab, 1, &[r1.clone(), r3.clone(), r4b.clone()]);
 
-    // A node on another subnet is reported, not routed.
+    // A node on another subnet is reached through VXLAN (the default
+    // `--encapsulation cross-subnet`): a route via its VTEP (its
+    // podCIDR's network address) on ferry.vxlan, a permanent neighbour
+    // and an FDB entry to its InternalIP.
     lab.store()
         .add_node(node_object("far", &["192.168.50.4"], &["10.244.9.0/24"]))
         .unwrap();
@@ -96,13 +109,39 @@ fn direct_routes_follow_the_cluster() {
             .filter(|t| t.contains("10.244.9.0/24"))
             .map(|_| ())
     });
-    expect_routes(&lab, 0, &[r2.clone(), r3.clone(), r4b.clone()]);
-    wait_for(WAIT, "the far node is reported", || {
-        lab.nodes[0]
-            .log()
-            .contains("not on a directly connected subnet")
+    let far = "10.244.9.0/24 via 10.244.9.0 dev ferry.vxlan onlink".to_string();
+    expect_routes(&lab, 0, &[r2.clone(), r3.clone(), r4b.clone(), far.clone()]);
+    let ns0 = lab.nodes[0].ns.clone();
+    let neigh = ip(Some(&ns0), &["neigh", "show", "dev", "ferry.vxlan"]);
+    assert!(
+        neigh.contains("10.244.9.0 lladdr 0e:f7:c0:a8:32:04 PERMANENT"),
+        "{neigh}"
+    );
+    let fdb = vxlan_fdb(&ns0);
+    assert_eq!(
+        fdb.trim(),
+        "0e:f7:c0:a8:32:04 dst 192.168.50.4 self permanent",
+        "{fdb}"
+    );
+    // Its InternalIP changes: the FDB and neighbour follow, nothing stale.
+    lab.store()
+        .modify_node(
+            "far",
+            &json!({"status": {"addresses": [
+                {"type": "InternalIP", "address": "192.168.50.5"}
+            ]}}),
+        )
+        .unwrap();
+    wait_for(WAIT, "the far node's FDB entry follows its IP", || {
+        (vxlan_fdb(&ns0).trim() == "0e:f7:c0:a8:32:05 dst 192.168.50.5 self permanent")
             .then_some(())
     });
+    let neigh = ip(Some(&ns0), &["neigh", "show", "dev", "ferry.vxlan"]);
+    assert_eq!(
+        neigh.trim(),
+        "10.244.9.0 lladdr 0e:f7:c0:a8:32:05 PERMANENT",
+        "{neigh}"
+    );
 
     // Deleted: the route goes.
     lab.store().delete_node("k8s-4").unwrap();
@@ -110,6 +149,10 @@ fn direct_routes_follow_the_cluster() {
     expect_routes(&lab, 0, &[r2.clone(), r3.clone()]);
     expect_routes(&lab, 1, &[r1.clone(), r3.clone()]);
     expect_routes(&lab, 2, &[r1.clone(), r2.clone()]);
+    // No peer needs the tunnel any more: the device goes with it.
+    wait_for(WAIT, "ferry.vxlan removed", || {
+        (!ip(Some(&ns0), &["link", "show"]).contains("ferry.vxlan")).then_some(())
+    });
 
     // A stale ferry route (e.g. left by a crash) is removed at the next
     // resync; a route of another protocol is never touched.

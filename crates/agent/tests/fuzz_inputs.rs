@@ -14,7 +14,7 @@ mod fuzz;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferryd::cli::{Advertise, Routing};
+use ferryd::cli::{Advertise, Encapsulation, Routing};
 use ferryd::desired::{compute, Settings};
 use ferryd::discovery::{LocalAddr, NodeInfo, Nodes};
 use ferryd::watch::{apply_event, View};
@@ -211,6 +211,11 @@ fn fuzz_node_objects() {
             let settings = Settings {
                 node_name: Some("k8s-master".into()),
                 routing: *routing,
+                encapsulation: if *routing == Routing::Direct {
+                    Encapsulation::CrossSubnet
+                } else {
+                    Encapsulation::Never
+                },
                 advertise: Advertise::Aggregate,
                 cluster_cidrs: Vec::new(),
                 mtu: None,

@@ -175,53 +175,6 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
 }
 
 #[test]
-fn isolated_pods_leave_the_fast_path() {
-    let mut lab = lab("npfp", &["--fast-path=true"]);
-    assert_eq!(
-        metric(&lab, "ferry_fast_path_enabled"),
-        1.0,
-        "the fast path runs here\n{}",
-        lab.logs()
-    );
-    let web = pod(&mut lab, "default", "web", json!({"app": "web"}));
-    let c1 = pod(&mut lab, "default", "c1", json!({"app": "client"}));
-    let _srv = serve(&web.ns, 8080);
-    // ferryd attaches the program to pods' host veths (the plugin too,
-    // best effort) by its next resync at the latest.
-    let n = &lab.nodes[0];
-    wait_for(WAIT, "the fast path on the pods' veths", || {
-        let links = ferry_testkit::ip(Some(&n.ns), &["-o", "link"]);
-        let veths: Vec<&str> = links
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1)?.split('@').next())
-            .filter(|d| d.starts_with("ferry"))
-            .collect();
-        (veths.len() == 2
-            && veths
-                .iter()
-                .all(|d| ferry_testkit::ingress_filters(&n.ns, d).contains("ferry_fast")))
-        .then_some(())
-    });
-    let forwarded = "ferry_fast_path_packets_total{result=\"forwarded\"}";
-    let before = metric(&lab, forwarded);
-    expect(&c1.ns, &web.ip, 8080, true, "no policy yet");
-    assert!(metric(&lab, forwarded) > before, "the fast path carries it");
-
-    let store = lab.store();
-    let spec = json!({"podSelector": {"matchLabels": {"app": "web"}}});
-    put_policy(&store, "default", "deny", spec);
-    expect(&c1.ns, &web.ip, 8080, false, "denied with the fast path on");
-    let drops = "ferry_network_policy_drops_total{namespace=\"default\",policy=\"deny\",direction=\"ingress\"}";
-    wait_for(WAIT, "drops counted", || {
-        (metric(&lab, drops) > 0.0).then_some(())
-    });
-    store
-        .remove(Kind::NetworkPolicy, "default", "deny")
-        .unwrap();
-    expect(&c1.ns, &web.ip, 8080, true, "policy deleted");
-}
-
-#[test]
 fn egress_deny_and_ip_block_except() {
     let mut lab = lab("npeg", &[]);
     let web = pod(&mut lab, "default", "web", json!({"app": "web"}));

@@ -207,6 +207,16 @@ pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
         env(&env_of("routing"), &routing_name(routing)),
         // Explicit, though it is the default: the manifests say what runs.
         env(&env_of("network-policy"), "true"),
+        // Explicit, so the manifest says when VXLAN may be used: only
+        // where a plain route cannot reach (direct); FRR routes otherwise.
+        env(
+            &env_of("encapsulation"),
+            if uses_frr(routing) {
+                "never"
+            } else {
+                "cross-subnet"
+            },
+        ),
     ];
     out.extend(frr::agent_env(routing));
     out

@@ -106,6 +106,14 @@ impl CidrMaps {
         })
     }
 
+    /// Opens both pinned maps in `dir`; `Ok(None)` when either is not
+    /// pinned there, [`EbpfError::MapMismatch`] when it is not this map.
+    pub(crate) fn open(dir: &Path) -> Result<Option<CidrMaps>, EbpfError> {
+        let v4 = Map::open(&dir.join(PINS[0]), shape(false))?;
+        let v6 = Map::open(&dir.join(PINS[1]), shape(true))?;
+        Ok(v4.zip(v6).map(|(v4, v6)| CidrMaps { v4, v6 }))
+    }
+
     pub(crate) fn fds(&self) -> (i32, i32) {
         (self.v4.raw_fd(), self.v6.raw_fd())
     }

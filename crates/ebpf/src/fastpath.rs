@@ -182,6 +182,28 @@ impl FastPath {
     }
 }
 
+/// [`FastPath::set_excluded`] on the maps pinned in `dir`, for a process
+/// that does not hold the program (ferryd's policy task): `Ok(None)` when
+/// nothing is pinned there (no fast path: the stack sees every packet).
+pub fn set_pinned_excluded(
+    dir: &Path,
+    addrs: &BTreeSet<IpAddr>,
+) -> Result<Option<bool>, EbpfError> {
+    match CidrMaps::open(dir)? {
+        Some(maps) => maps.set_excluded(addrs).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The excluded addresses in the maps pinned in `dir`; `Ok(None)` when
+/// nothing is pinned there.
+pub fn pinned_excluded(dir: &Path) -> Result<Option<BTreeSet<IpAddr>>, EbpfError> {
+    match CidrMaps::open(dir)? {
+        Some(maps) => maps.excluded().map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The counters of the fast path pinned in `dir`; `Ok(None)` without one.
 /// [`EbpfError::MapMismatch`] when what is pinned there is not ferry's map.
 pub fn pinned_stats(dir: &Path) -> Result<Option<Stats>, EbpfError> {

@@ -27,7 +27,7 @@ mod sys;
 
 pub use error::EbpfError;
 pub use fastpath::{
-    ensure_bpffs, open_prog, pinned_stats, prog_id, unpin, FastPath, PodIfaces, Stats, PROG_NAME,
-    PROG_PIN,
+    ensure_bpffs, open_prog, pinned_excluded, pinned_stats, prog_id, set_pinned_excluded, unpin,
+    FastPath, PodIfaces, Stats, PROG_NAME, PROG_PIN,
 };
 pub use map::MapShape;

@@ -100,6 +100,9 @@ pub fn args(cfg: &LabConfig, state: &State, node: &NodePlan) -> Vec<String> {
         p(cfg.node_bpf_dir(&node.name)),
         format!("--fast-path={}", state.fast_path),
     ];
+    if let Some(e) = &state.encapsulation {
+        a.extend(["--encapsulation".into(), e.clone()]);
+    }
     match state.routing {
         Routing::Direct => {}
         Routing::Ospf | Routing::Bgp => {

@@ -80,7 +80,7 @@ impl Default for BenchOptions {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
@@ -224,7 +224,22 @@ pub fn new_pod_times(lab: &mut Lab, n: usize) -> Result<(Vec<Duration>, Vec<Dura
     Ok((out, adds))
 }
 
-/// The whole bench; `report` gets each figure as it comes.
+/// A fresh lab with `prefix` (an earlier one with it removed first), quiet,
+/// removed when the guard drops.
+pub(crate) fn fresh_lab(
+    bin_dir: &Path,
+    prefix: &str,
+    opts: &UpOptions,
+) -> Result<(DownGuard, Lab)> {
+    let mut cfg = LabConfig::new(prefix);
+    cfg.bin_dir = bin_dir.to_path_buf();
+    cfg.quiet = true;
+    let guard = DownGuard(cfg.clone());
+    crate::down::down(&cfg)?;
+    let lab = Lab::up(cfg, opts)?;
+    Ok((guard, lab))
+}
+
 fn bench_lab(
     bin_dir: &Path,
     routing: Routing,
@@ -232,24 +247,16 @@ fn bench_lab(
     fast_path: bool,
     dual_stack: bool,
 ) -> Result<(DownGuard, Lab)> {
-    let mut cfg = LabConfig::new("flb-");
-    cfg.bin_dir = bin_dir.to_path_buf();
-    cfg.quiet = true;
-    let guard = DownGuard(cfg.clone());
-    crate::down::down(&cfg)?;
-    let lab = Lab::up(
-        cfg,
-        &UpOptions {
-            routing,
-            advertise,
-            nodes: 3,
-            pods_per_node: 1,
-            dual_stack,
-            fast_path,
-            kubernetes: None,
-        },
-    )?;
-    Ok((guard, lab))
+    let opts = UpOptions {
+        routing,
+        advertise,
+        nodes: 3,
+        pods_per_node: 1,
+        dual_stack,
+        fast_path,
+        ..UpOptions::default()
+    };
+    fresh_lab(bin_dir, "flb-", &opts)
 }
 
 fn report_throughput(t: &Throughput, how: &str, seconds: u32, report: &mut dyn FnMut(&str)) {

@@ -377,7 +377,18 @@ pub fn missing_routes(state: &State) -> Vec<String> {
                 } else {
                     owner.plan.ip.clone()
                 };
-                if !routes::routes_via(&table, addr, &via) {
+                // Through VXLAN: via the owner's VTEP, its podCIDR's
+                // network address (see ferryd's vxlan module).
+                let vtep = owner
+                    .plan
+                    .cidrs
+                    .iter()
+                    .find(|c| c.contains(':') == addr.is_ipv6())
+                    .and_then(|c| c.split('/').next())
+                    .unwrap_or_default();
+                if !routes::routes_via(&table, addr, &via)
+                    && !routes::routes_via(&table, addr, vtep)
+                {
                     missing.push(format!("{}: no route to {ip} via {via}", n.plan.name));
                 }
             }

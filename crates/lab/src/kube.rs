@@ -73,7 +73,7 @@ pub fn up(
     say: &dyn Fn(&str),
 ) -> Result<Cluster> {
     validate(state.routing, state.dual_stack)?;
-    net::build_fixed(&cfg.prefix, false)?;
+    net::build_fixed(&cfg.prefix, false, 1)?;
     say("switch, router 172.16.97.1 and internet host 203.0.113.10 cabled");
     let mut specs = vec![];
     for i in 0..nodes {

@@ -24,6 +24,11 @@ pub struct UpOptions {
     pub fast_path: bool,
     /// A real Kubernetes instead of the test API server (see [`crate::kube`]).
     pub kubernetes: Option<crate::kube::KubeOptions>,
+    /// Node segments behind the router (1 or 2; see [`topo::node_plan_in`]).
+    pub subnets: usize,
+    /// ferryd's `--encapsulation` (`never`, `cross-subnet`, `always`);
+    /// `None`: ferryd's default.
+    pub encapsulation: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -36,6 +41,8 @@ impl Default for UpOptions {
             dual_stack: false,
             fast_path: true,
             kubernetes: None,
+            subnets: 1,
+            encapsulation: None,
         }
     }
 }
@@ -59,8 +66,19 @@ impl Lab {
                 topo::MAX_NODES
             )));
         }
+        if !(1..=topo::MAX_SUBNETS).contains(&opts.subnets) {
+            return Err(LabError::Invalid(format!(
+                "--subnets: 1..={}",
+                topo::MAX_SUBNETS
+            )));
+        }
         if opts.kubernetes.is_some() {
             crate::kube::validate(opts.routing, opts.dual_stack)?;
+            if opts.subnets > 1 || opts.encapsulation.is_some() {
+                return Err(LabError::Invalid(
+                    "--subnets and --encapsulation are for the embedded lab".into(),
+                ));
+            }
         }
         if cfg.state_file().exists() {
             return Err(LabError::AlreadyUp {
@@ -86,6 +104,8 @@ impl Lab {
                 converged_s: None,
                 cni_version,
                 kubernetes: opts.kubernetes.is_some(),
+                subnets: opts.subnets,
+                encapsulation: opts.encapsulation.clone(),
             },
             cfg,
             started: Instant::now(),
@@ -126,10 +146,14 @@ impl Lab {
             lab.state.cni_version,
             agent::REFERENCE_PLUGIN_DIR
         ));
-        net::build_fixed(&lab.cfg.prefix, opts.dual_stack)?;
-        lab.say("switch, router 172.16.97.1 and internet host 203.0.113.10 cabled");
+        net::build_fixed(&lab.cfg.prefix, opts.dual_stack, opts.subnets)?;
+        lab.say(if opts.subnets > 1 {
+            "switch (2 segments), router 172.16.97.1 + 172.16.98.1 and internet host 203.0.113.10 cabled"
+        } else {
+            "switch, router 172.16.97.1 and internet host 203.0.113.10 cabled"
+        });
         for i in 0..opts.nodes {
-            let plan = topo::node_plan(&lab.cfg.prefix, i, opts.dual_stack);
+            let plan = topo::node_plan_in(&lab.cfg.prefix, i, opts.dual_stack, opts.subnets);
             net::add_node(&lab.cfg.prefix, &plan)?;
             lab.state.nodes.push(NodeState { plan, ferryd: None });
             lab.save()?;
@@ -165,6 +189,10 @@ impl Lab {
             "{} pods made through the installed conflist",
             lab.state.pods.len()
         ));
+        if lab.state.subnets > 1 && lab.state.encapsulation.as_deref() == Some("never") {
+            lab.say("not waiting for the pod mesh: --encapsulation never across subnets cannot route it");
+            return Ok(lab);
+        }
         lab.wait_converged(STEP_LIMIT)?;
         lab.state.converged_s = Some(t0.elapsed().as_secs_f64());
         lab.save()?;
@@ -365,7 +393,12 @@ impl Lab {
         if index >= topo::MAX_NODES {
             return Err(LabError::Invalid("no more node addresses".into()));
         }
-        let plan = topo::node_plan(&self.cfg.prefix, index, self.state.dual_stack);
+        let plan = topo::node_plan_in(
+            &self.cfg.prefix,
+            index,
+            self.state.dual_stack,
+            self.state.subnets,
+        );
         net::add_node(&self.cfg.prefix, &plan)?;
         self.state.nodes.push(NodeState {
             plan: plan.clone(),

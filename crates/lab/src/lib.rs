@@ -29,6 +29,7 @@
 pub mod agent;
 pub mod api;
 pub mod bench;
+pub mod bench_vxlan;
 pub mod check;
 pub mod down;
 pub mod error;

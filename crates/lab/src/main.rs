@@ -49,6 +49,14 @@ enum Cmd {
         /// IPv6 node addresses and podCIDRs too.
         #[arg(long)]
         dual_stack: bool,
+        /// Node segments behind the router: 1, or 2 (odd nodes on
+        /// 172.16.98.0/24; the router routes node addresses only).
+        #[arg(long, default_value_t = 1)]
+        subnets: usize,
+        /// ferryd's --encapsulation: never, cross-subnet or always
+        /// (default: ferryd's own, cross-subnet with direct routing).
+        #[arg(long, value_parser = ["never", "cross-subnet", "always"])]
+        encapsulation: Option<String>,
         /// Run ferryd with `--fast-path=false` (pod traffic through the IP
         /// stack only).
         #[arg(long)]
@@ -135,6 +143,17 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
+    /// Pod→pod TCP throughput over VXLAN (other subnet) against a plain
+    /// route (same subnet), fast path on and off (builds and removes its
+    /// own `--subnets 2` labs, prefix vxb-).
+    BenchVxlan {
+        /// iperf3 seconds per run.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        /// Back-to-back same-subnet/other-subnet run pairs.
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+    },
     /// Remove everything the lab made (also after a crash).
     Down,
     /// List anything of the lab still there; exit 1 if something is.
@@ -169,6 +188,8 @@ fn run(cli: Cli) -> Result<()> {
             nodes,
             pods_per_node,
             dual_stack,
+            subnets,
+            encapsulation,
             no_fast_path,
             kubernetes,
             manifest,
@@ -187,6 +208,8 @@ fn run(cli: Cli) -> Result<()> {
                 pods_per_node,
                 dual_stack,
                 kubernetes,
+                subnets,
+                encapsulation,
             };
             let lab = match Lab::up(cfg, &opts) {
                 Ok(lab) => lab,
@@ -302,6 +325,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("ferry-lab bench: 3 nodes, 1 pod each, per mode a fresh lab");
             bench::run(&cfg.bin_dir, &opts, &mut |l| println!("{l}"))?;
+        }
+        Cmd::BenchVxlan { seconds, pairs } => {
+            println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
+            ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &mut |l| println!("{l}"))?;
         }
         Cmd::Down => {
             let r = down::down(&cfg)?;

@@ -12,8 +12,10 @@ fn create(name: &str) -> Result<()> {
         .map_err(|e| LabError::netns(name, e))
 }
 
-/// Switch, router and internet host.
-pub fn build_fixed(prefix: &str, dual_stack: bool) -> Result<()> {
+/// Switch, router and internet host; with `subnets` 2 a second bridge
+/// `br1` in the switch netns and the router's `eth2` on it
+/// (172.16.98.1/24), so the router connects the two node segments.
+pub fn build_fixed(prefix: &str, dual_stack: bool, subnets: usize) -> Result<()> {
     let f = topo::fixed(prefix);
     for ns in [&f.switch, &f.router, &f.internet] {
         create(ns)?;
@@ -66,6 +68,34 @@ pub fn build_fixed(prefix: &str, dual_stack: bool) -> Result<()> {
             topo::INTERNET_ROUTER_V6
         ));
     }
+    if subnets > 1 {
+        switch.extend([
+            "link add br1 type bridge".to_string(),
+            "link set br1 up".into(),
+            format!(
+                "link add router2 type veth peer name eth2 netns {}",
+                f.router
+            ),
+            "link set router2 master br1".into(),
+            "link set router2 up".into(),
+            "link set br1 type bridge mcast_snooping 0".into(),
+        ]);
+        router.extend([
+            "link set eth2 up".to_string(),
+            format!(
+                "addr add {}/{} dev eth2",
+                topo::ROUTER2_V4,
+                topo::NODE_SUBNET_LEN
+            ),
+        ]);
+        if dual_stack {
+            router.push(format!(
+                "addr add {}/{} dev eth2 nodad",
+                topo::ROUTER2_V6,
+                topo::NODE_SUBNET_V6_LEN
+            ));
+        }
+    }
     // A plain switch: flood multicast (OSPF hellos), no snooping state.
     switch.push("link set br0 type bridge mcast_snooping 0".into());
     ip_batch(&f.switch, &switch)?;
@@ -92,26 +122,24 @@ pub fn add_node(prefix: &str, node: &NodePlan) -> Result<()> {
                 topo::NODE_IFNAME,
                 node.netns
             ),
-            format!("link set {} master br0", node.port),
+            format!("link set {} master {}", node.port, node.bridge()),
             format!("link set {} up", node.port),
         ],
     )?;
     let dev = topo::NODE_IFNAME;
+    let (gw4, gw6) = node.gateways();
     let mut lines = vec![
         "link set lo up".to_string(),
         format!("link set {dev} up"),
         format!("addr add {}/{} dev {dev}", node.ip, topo::NODE_SUBNET_LEN),
-        format!("route add default via {} dev {dev}", topo::ROUTER_V4),
+        format!("route add default via {gw4} dev {dev}"),
     ];
     if let Some(ip6) = &node.ip6 {
         lines.push(format!(
             "addr add {ip6}/{} dev {dev} nodad",
             topo::NODE_SUBNET_V6_LEN
         ));
-        lines.push(format!(
-            "route add default via {} dev {dev}",
-            topo::ROUTER_V6
-        ));
+        lines.push(format!("route add default via {gw6} dev {dev}"));
     }
     ip_batch(&node.netns, &lines)
 }

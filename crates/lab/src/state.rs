@@ -144,6 +144,12 @@ pub struct State {
     /// A real Kubernetes runs the lab (`up --kubernetes`, crate ferry-cluster).
     #[serde(default)]
     pub kubernetes: bool,
+    /// Node segments (`up --subnets`); 0 in older state files means 1.
+    #[serde(default)]
+    pub subnets: usize,
+    /// ferryd's `--encapsulation`, when given (else ferryd's default).
+    #[serde(default)]
+    pub encapsulation: Option<String>,
 }
 
 fn yes() -> bool {
@@ -225,6 +231,8 @@ mod tests {
             cni_version: "1.0.0".into(),
             fast_path: true,
             kubernetes: false,
+            subnets: 1,
+            encapsulation: None,
         };
         s.save(&cfg).unwrap();
         let back = State::load(&cfg).unwrap();

@@ -144,6 +144,12 @@ pub fn render_with(state: &State, tables: &[Vec<Route>], ll: &LinkLocals) -> Str
         topo::API_PORT,
         topo::INTERNET_HOST_V4,
     );
+    if state.subnets > 1 {
+        out += &format!(
+            "  second segment 172.16.98.0/24 (bridge br1) behind router {}; K via a podCIDR's .0: through ferry.vxlan\n",
+            topo::ROUTER2_V4
+        );
+    }
     out += "  172.16.97.0/24    C pod route   O OSPF   B BGP   K ferryd route (direct)";
     out += if ll.is_empty() {
         "\n"
@@ -203,6 +209,8 @@ mod tests {
             cni_version: "1.0.0".into(),
             fast_path: true,
             kubernetes: false,
+            subnets: 1,
+            encapsulation: None,
         };
         let t0 = vec![
             route("10.244.0.5/32", None, Some("veth"), "200"),

@@ -17,6 +17,12 @@ pub const NODE_SUBNET_LEN: u8 = 24;
 pub const ROUTER_V4: &str = "172.16.97.1";
 pub const ROUTER_V6: &str = "fd97::1";
 pub const NODE_SUBNET_V6_LEN: u8 = 64;
+/// With `--subnets 2`: the second node segment, behind the router too
+/// (which routes node addresses only, never pod CIDRs).
+pub const ROUTER2_V4: &str = "172.16.98.1";
+pub const ROUTER2_V6: &str = "fd98::1";
+/// The most node segments `--subnets` allows.
+pub const MAX_SUBNETS: usize = 2;
 /// The "internet": documentation space behind the router.
 pub const INTERNET_ROUTER_V4: &str = "203.0.113.1";
 pub const INTERNET_HOST_V4: &str = "203.0.113.10";
@@ -135,11 +141,29 @@ pub struct NodePlan {
     pub ip6: Option<String>,
     /// podCIDRs, IPv4 first.
     pub cidrs: Vec<String>,
+    /// The node segment (L2) it is on: 0 (172.16.97.0/24, bridge br0) or
+    /// 1 (172.16.98.0/24, br1).
+    #[serde(default)]
+    pub segment: usize,
 }
 
 impl NodePlan {
     pub fn control_plane(&self) -> bool {
         self.index == 0
+    }
+
+    /// The router's addresses on the node's segment (IPv4, IPv6).
+    pub fn gateways(&self) -> (&'static str, &'static str) {
+        if self.segment == 1 {
+            (ROUTER2_V4, ROUTER2_V6)
+        } else {
+            (ROUTER_V4, ROUTER_V6)
+        }
+    }
+
+    /// The node's bridge in the switch netns.
+    pub fn bridge(&self) -> String {
+        format!("br{}", self.segment)
     }
 
     /// InternalIPs, IPv4 first.
@@ -154,6 +178,14 @@ impl NodePlan {
 /// then `k8s-worker-N` (.75+N, 10.244.N.0/24), IPv6 `fd97::75+N` and
 /// `fd00:10:244:N::/64` when dual-stack (the API server fixtures' plan).
 pub fn node_plan(prefix: &str, index: usize, dual_stack: bool) -> NodePlan {
+    node_plan_in(prefix, index, dual_stack, 1)
+}
+
+/// Node `index` of a lab whose nodes are spread over `subnets` segments
+/// (index modulo `subnets`): segment 1 is 172.16.98.0/24 (`fd98::/64`),
+/// so with 2 segments k8s-worker-1 is 172.16.98.76.
+pub fn node_plan_in(prefix: &str, index: usize, dual_stack: bool, subnets: usize) -> NodePlan {
+    let segment = index % subnets.max(1);
     let name = if index == 0 {
         "k8s-master".to_string()
     } else {
@@ -167,10 +199,11 @@ pub fn node_plan(prefix: &str, index: usize, dual_stack: bool) -> NodePlan {
         index,
         netns: format!("{prefix}{name}"),
         port: format!("n{}", index + 1),
-        ip: format!("172.16.97.{}", 75 + index),
-        ip6: dual_stack.then(|| format!("fd97::{}", 75 + index)),
+        ip: format!("172.16.{}.{}", 97 + segment, 75 + index),
+        ip6: dual_stack.then(|| format!("fd{}::{}", 97 + segment, 75 + index)),
         cidrs,
         name,
+        segment,
     }
 }
 
@@ -240,6 +273,19 @@ mod tests {
         assert_eq!(n.ip6.as_deref(), Some("fd97::76"));
         assert_eq!(n.cidrs, ["10.244.1.0/24", "fd00:10:244:1::/64"]);
         assert_eq!(n.ips(), ["172.16.97.76", "fd97::76"]);
+    }
+
+    #[test]
+    fn two_subnets_alternate_segments() {
+        let n: Vec<NodePlan> = (0..3).map(|i| node_plan_in("fl-", i, true, 2)).collect();
+        assert_eq!(
+            n.iter().map(|n| n.ip.as_str()).collect::<Vec<_>>(),
+            ["172.16.97.75", "172.16.98.76", "172.16.97.77"]
+        );
+        assert_eq!(n[1].ip6.as_deref(), Some("fd98::76"));
+        assert_eq!(n[1].gateways(), (ROUTER2_V4, ROUTER2_V6));
+        assert_eq!((n[0].bridge(), n[1].bridge()), ("br0".into(), "br1".into()));
+        assert_eq!(node_plan_in("fl-", 1, false, 1), node_plan("fl-", 1, false));
     }
 
     #[test]

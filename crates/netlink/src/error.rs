@@ -128,6 +128,7 @@ pub(crate) enum Target {
     Addr { index: u32, addr: ipnet::IpNet },
     Route { dst: ipnet::IpNet, table: u32 },
     Neigh { index: u32, ip: std::net::IpAddr },
+    Fdb { index: u32, mac: [u8; 6] },
     Dump(&'static str),
 }
 
@@ -140,6 +141,11 @@ impl fmt::Display for Target {
             Target::Addr { index, addr } => write!(f, "address {addr} on ifindex {index}"),
             Target::Route { dst, table } => write!(f, "route {dst} table {table}"),
             Target::Neigh { index, ip } => write!(f, "neighbour {ip} on ifindex {index}"),
+            Target::Fdb { index, mac } => write!(
+                f,
+                "fdb {} on ifindex {index}",
+                mac.map(|b| format!("{b:02x}")).join(":")
+            ),
             Target::Dump(what) => write!(f, "dump of {what}"),
         }
     }

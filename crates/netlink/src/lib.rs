@@ -23,11 +23,13 @@
 mod addr;
 pub mod engine;
 mod error;
+mod fdb;
 mod handle;
 mod link;
 mod neigh;
 mod route;
 mod tc;
+mod vxlan;
 
 use std::net::IpAddr;
 
@@ -38,6 +40,7 @@ pub use addr::{
     AddrOptions, Address, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_TENTATIVE,
 };
 pub use error::NetlinkError;
+pub use fdb::FdbEntry;
 pub use handle::Handle;
 pub use link::{Link, VethSpec};
 pub use neigh::{Neighbour, NUD_PERMANENT};
@@ -46,6 +49,7 @@ pub use route::{
     RTPROT_STATIC, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
 pub use tc::FERRY_TC_PRIO;
+pub use vxlan::{Vxlan, VxlanSpec, VXLAN_PORT, VXLAN_V4_OVERHEAD};
 
 /// Re-exported so callers need not depend on `ipnet` for the prefix type.
 pub use ipnet;

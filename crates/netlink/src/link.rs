@@ -144,13 +144,27 @@ fn none_if_missing<T>(r: Result<T, NetlinkError>) -> Result<Option<T>, NetlinkEr
 impl Handle {
     /// Looks a link up by name; `Ok(None)` if there is none.
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        Ok(self.link_msg_by_name(name)?.map(Link::from_msg))
+    }
+
+    /// The kernel's RTM_NEWLINK for the link called `name` (statistics
+    /// left out); `Ok(None)` if there is none.
+    pub(crate) fn link_msg_by_name(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<LinkMessage>, NetlinkError> {
         check_ifname("RTM_GETLINK", name)?;
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         msg.attributes.push(skip_stats());
         let target = Target::Name(name.to_string());
         let r = self.request("RTM_GETLINK", &target, RouteNetlinkMessage::GetLink(msg), 0);
-        Ok(none_if_missing(r)?.and_then(first_link))
+        Ok(none_if_missing(r)?.and_then(|msgs| {
+            msgs.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+        }))
     }
 
     /// Looks a link up by ifindex; `Ok(None)` if there is none.
@@ -286,9 +300,19 @@ impl Handle {
 
     /// Changes the MTU of the link.
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), NetlinkError> {
+        self.set_attribute(index, LinkAttribute::Mtu(mtu))
+    }
+
+    /// Sets the link's hardware address.
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        self.set_attribute(index, LinkAttribute::Address(mac.to_vec()))
+    }
+
+    /// One RTM_NEWLINK changing a single attribute of the link.
+    fn set_attribute(&mut self, index: u32, attr: LinkAttribute) -> Result<(), NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        msg.attributes.push(attr);
         self.request(
             "RTM_NEWLINK",
             &Target::Index(index),

@@ -218,15 +218,17 @@ async fn sync_loop<D: PolicyDataplane>(
                 let rs = ferry_netpol::compile(&cluster, &opts);
                 drop(cluster);
                 let info = (engine::isolated(&rs), rs.counters.clone());
-                // The fast path leaves the coming isolated pods alone
-                // before the table isolates them, the going ones after.
-                let mut during = sh.isolated_local_addrs();
-                during.extend(info.0.values().flatten().copied());
-                sh.publish_exclusions(during);
-                (eng.sync(rs), info)
+                // Off the fast path before the table judges them, and only
+                // those once it does (see `fast_path`).
+                let isolated: BTreeSet<IpAddr> = info.0.values().flatten().copied().collect();
+                sh.fast_path.widen(&isolated);
+                let result = eng.sync(rs);
+                if result.is_ok() {
+                    sh.fast_path.narrow(isolated);
+                }
+                (result, info)
             })
             .await;
-        let coming: BTreeSet<IpAddr> = rs_info.0.values().flatten().copied().collect();
         let took = started.elapsed();
         let mut st = shared.state();
         (st.enforced, st.unenforceable) = counts;
@@ -239,7 +241,6 @@ async fn sync_loop<D: PolicyDataplane>(
                 st.applies.observe(Ok(applied), took);
                 (st.isolated, st.local_policies) = rs_info;
                 drop(st);
-                shared.publish_exclusions(coming);
                 if failures > 0 || synced != Synced::Applied(super::Applied::Unchanged) {
                     tracing::info!(?synced, ?took, "network policy synced");
                 }

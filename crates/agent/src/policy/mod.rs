@@ -39,12 +39,14 @@
 //!
 //! [`view`] (slim objects from watch events) · [`engine`] (install,
 //! monotonic drop counters) · [`dataplane`] (the trait, the kernel impl) ·
-//! [`controller`] (watches, debounce, the loop) · [`metrics`] ·
-//! [`status`] (`ferryd status`).
+//! [`controller`] (watches, debounce, the loop) · [`fast_path`] (isolated
+//! pods off the eBPF fast path) · [`metrics`] · [`status`] (`ferryd
+//! status`).
 
 pub mod controller;
 pub mod dataplane;
 pub mod engine;
+pub mod fast_path;
 pub mod metrics;
 pub mod status;
 pub mod view;
@@ -57,6 +59,7 @@ use ferry_netpol::Direction;
 use tokio::sync::Notify;
 
 pub use dataplane::{Applied, DataplaneError, KernelDataplane, PolicyDataplane};
+pub use fast_path::FastPathExclusions;
 
 /// What the policy controller shares with the rest of ferryd (metrics,
 /// and the fast path that must leave isolated pods to netfilter).
@@ -65,8 +68,8 @@ pub struct PolicyShared {
     state: Mutex<PolicyState>,
     /// Wakes the controller: the view or the node name changed.
     pub changed: Notify,
-    /// Wakes the node loop: the fast path's exclusions changed.
-    pub exclusions_changed: Notify,
+    /// Isolated pods kept off the eBPF fast path.
+    pub fast_path: FastPathExclusions,
 }
 
 /// The controller's published state.
@@ -76,12 +79,6 @@ pub struct PolicyState {
     pub node: Option<String>,
     /// Local pod addresses isolated, per direction, by the installed table.
     pub isolated: BTreeMap<Direction, BTreeSet<IpAddr>>,
-    /// What the fast path must leave to netfilter: `None` until the first
-    /// compile (a restarted ferryd keeps the pinned exclusions until
-    /// then); while a sync is in flight, the union of the installed and
-    /// the coming isolated sets, so the fast path never carries a packet
-    /// the table filters.
-    pub exclusions: Option<BTreeSet<IpAddr>>,
     /// Policies by whether they are enforced as written.
     pub enforced: usize,
     pub unenforceable: usize,
@@ -93,6 +90,14 @@ pub struct PolicyState {
 }
 
 impl PolicyShared {
+    /// With the fast path's pin directory (`None` with it off).
+    pub fn new(fast_path_dir: Option<std::path::PathBuf>) -> Self {
+        PolicyShared {
+            fast_path: FastPathExclusions::new(fast_path_dir),
+            ..PolicyShared::default()
+        }
+    }
+
     pub fn state(&self) -> MutexGuard<'_, PolicyState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -111,20 +116,5 @@ impl PolicyShared {
     /// by the installed table.
     pub fn isolated_local_addrs(&self) -> BTreeSet<IpAddr> {
         self.state().isolated.values().flatten().copied().collect()
-    }
-
-    /// The addresses the fast path must leave to netfilter (see
-    /// [`PolicyState::exclusions`]).
-    pub fn fast_path_exclusions(&self) -> Option<BTreeSet<IpAddr>> {
-        self.state().exclusions.clone()
-    }
-
-    fn publish_exclusions(&self, set: BTreeSet<IpAddr>) {
-        let mut s = self.state();
-        if s.exclusions.as_ref() != Some(&set) {
-            s.exclusions = Some(set);
-            drop(s);
-            self.exclusions_changed.notify_one();
-        }
     }
 }

@@ -175,6 +175,7 @@ impl Lab {
             ferryd: None,
             flags: Vec::new(),
             pods: Vec::new(),
+            bpf_root: "/sys/fs/bpf".into(),
         }
     }
 

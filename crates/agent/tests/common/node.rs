@@ -27,6 +27,11 @@ pub struct LabNode {
     /// Extra flags for ferryd (e.g. `--routing ospf`).
     pub flags: Vec<String>,
     pub pods: Vec<String>,
+    /// Where the node's pin directory lives: `/sys/fs/bpf` (which `ip
+    /// netns exec` replaces with a /sys of ferryd's own, so the plugin,
+    /// run from the test, sees no pins), or a bpf file system the test
+    /// mounted elsewhere, shared by ferryd and the plugin.
+    pub bpf_root: PathBuf,
 }
 
 impl LabNode {
@@ -44,7 +49,7 @@ impl LabNode {
     }
     /// The fast path's pins (one bpf file system serves every node).
     pub fn bpf_dir(&self) -> PathBuf {
-        Path::new("/sys/fs/bpf").join(&self.ns)
+        self.bpf_root.join(&self.ns)
     }
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("ferryd.log")).unwrap_or_default()
