@@ -43,7 +43,7 @@ host_state() {
     echo "$k=$(cat /proc/sys/$k 2>/dev/null)"
   done
   awk '{print $2, $3}' /proc/self/mounts | grep -v '^/run/netns/' | sort
-  ls -a /etc/cni/net.d /opt /var/lib 2>&1
+  ls -a /etc/cni/net.d /opt /var/lib /sys/fs/bpf 2>&1   # /sys/fs/bpf: no pins left on the host
   ls /sys/fs/cgroup/*/ 2>/dev/null | sort | uniq -c
 }
 before=$(host_state)

@@ -8,8 +8,10 @@
 //!   the node's and the host's files never change; the host's CNI
 //!   configs are hidden (the node starts with no network plugin);
 //! - a tmpfs on `/run` (containerd's state, the pods' netns files,
-//!   `/run/ferry`); no bpf file system on `/sys/fs/bpf`, as on a host
-//!   without systemd: ferry's privileged `prepare` step mounts it;
+//!   `/run/ferry`); no bpf file system on `/sys/fs/bpf` (the host's is
+//!   unmounted in the node: nodes sharing one would share ferry's pinned
+//!   maps), as on a host without systemd: ferry's privileged `prepare`
+//!   step mounts it;
 //! - the reference plugins in `/opt/cni/bin` (what kubernetes-cni gives
 //!   a kubeadm node: containerd needs `loopback`, ferry chains `portmap`);
 //! - files bound over the three `/proc/sys` values kubelet's
@@ -76,6 +78,10 @@ if [ ! -e "$N/overlay/.installed" ]; then
   touch "$N/overlay/.installed"
 fi
 mount -t tmpfs -o mode=0755 ferry-lab-run /run
+# No bpf file system, as on a host without systemd: not the host's, which
+# every node would share (one set of pinned maps for three "kernels"):
+# ferry's prepare step mounts the node's own.
+umount /sys/fs/bpf 2>/dev/null || true
 for f in "$N"/sysctl/*; do
   mount --bind "$f" "/proc/sys/$(basename "$f" | tr : /)"
 done
