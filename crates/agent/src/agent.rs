@@ -80,6 +80,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     )));
     let policy = Arc::new(policy::PolicyShared::new(
         (opts.fast_path && opts.network_policy).then(|| opts.bpf_dir.clone()),
+        opts.network_policy.then(|| opts.policy_dir.clone()),
     ));
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {

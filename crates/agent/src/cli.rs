@@ -220,6 +220,17 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_NETWORK_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
     pub network_policy: bool,
 
+    /// Where the plugin announces new pods to the policy controller (and
+    /// waits for its answer), so that policy holds from a pod's first
+    /// packet; written into the conflist as `policyDir`.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_POLICY_DIR",
+        default_value = "/run/ferry/policy"
+    )]
+    pub policy_dir: PathBuf,
+
     /// Pod MTU; default: the MTU of the node's interface.
     #[arg(long, global = true, env = "FERRY_MTU", value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: Option<u32>,

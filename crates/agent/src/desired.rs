@@ -29,6 +29,8 @@ pub struct Settings {
     pub cni_version: String,
     /// The fast path's pin directory, when it is on.
     pub fast_path: Option<PathBuf>,
+    /// Where the plugin announces new pods, with NetworkPolicy on.
+    pub policy_dir: Option<PathBuf>,
 }
 
 impl From<&Opts> for Settings {
@@ -45,6 +47,7 @@ impl From<&Opts> for Settings {
             bgp_asn: o.bgp_asn,
             cni_version: o.cni_version.clone(),
             fast_path: o.fast_path.then(|| o.bpf_dir.clone()),
+            policy_dir: o.network_policy.then(|| o.policy_dir.clone()),
         }
     }
 }
@@ -139,6 +142,7 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
             mtu,
             &s.ipam_data_dir,
             s.fast_path.as_deref(),
+            s.policy_dir.as_deref(),
         ),
         fast_path: s
             .fast_path

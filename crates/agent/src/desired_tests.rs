@@ -51,6 +51,7 @@ fn settings(routing: Routing) -> Settings {
         bgp_asn: 64512,
         cni_version: "1.1.0".into(),
         fast_path: None,
+        policy_dir: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn render_conflist(
     mtu: u32,
     ipam_data_dir: &Path,
     fast_path: Option<&Path>,
+    policy_dir: Option<&Path>,
 ) -> String {
     let conf = ConfList {
         cni_version,
@@ -32,6 +33,7 @@ pub fn render_conflist(
                 type_: "ferry",
                 mtu,
                 fast_path: fast_path.map(|p| p.display().to_string()),
+                policy_dir: policy_dir.map(|p| p.display().to_string()),
                 ipam: IpamConf {
                     type_: "ferry-ipam",
                     ranges: pod_cidrs
@@ -74,6 +76,8 @@ struct FerryConf {
     mtu: u32,
     #[serde(rename = "fastPath", skip_serializing_if = "Option::is_none")]
     fast_path: Option<String>,
+    #[serde(rename = "policyDir", skip_serializing_if = "Option::is_none")]
+    policy_dir: Option<String>,
     ipam: IpamConf,
 }
 
@@ -265,6 +269,7 @@ mod tests {
             1450,
             Path::new("/run/ferry/ipam"),
             Some(Path::new("/sys/fs/bpf/ferry")),
+            Some(Path::new("/run/ferry/policy")),
         );
         assert_eq!(got, golden("10-ferry.conflist"));
     }
@@ -276,6 +281,7 @@ mod tests {
             &["10.244.0.0/24".parse().unwrap()],
             1500,
             Path::new("/tmp/node-a/ipam"),
+            None,
             None,
         );
         assert_eq!(got, golden("10-ferry-v4.conflist"));

@@ -223,6 +223,7 @@ fn fuzz_node_objects() {
                 bgp_asn: 64512,
                 cni_version: "1.0.0".into(),
                 fast_path: Some("/sys/fs/bpf/ferry".into()),
+                policy_dir: Some("/run/ferry/policy".into()),
             };
             if let Ok(d) = compute(&settings, &view.nodes, &local) {
                 computed.fetch_add(1, Ordering::Relaxed);

@@ -43,6 +43,10 @@ impl NodeDirs {
     pub fn ipam(&self) -> PathBuf {
         self.root.join("ipam")
     }
+    /// Where the plugin announces new pods to ferryd (NetworkPolicy).
+    pub fn policy(&self) -> PathBuf {
+        self.root.join("policy")
+    }
     pub fn cni_cache(&self) -> PathBuf {
         self.root.join("cni-cache")
     }
@@ -88,6 +92,8 @@ pub fn args(cfg: &LabConfig, state: &State, node: &NodePlan) -> Vec<String> {
         p(dirs.conf()),
         "--ipam-data-dir".into(),
         p(dirs.ipam()),
+        "--policy-dir".into(),
+        p(dirs.policy()),
         "--metrics-addr".into(),
         topo::METRICS_ADDR.into(),
         "--plugin-source-dir".into(),

@@ -39,6 +39,9 @@ pub struct PluginConf {
     pub log_level: Level,
     /// ferryd's pinned eBPF fast path, attached to each new host veth.
     pub fast_path: Option<PathBuf>,
+    /// Where ADD announces a new pod to ferryd's NetworkPolicy controller
+    /// (see `crate::announce`).
+    pub policy_dir: Option<PathBuf>,
     pub ipam: IpamKind,
     pub dns: Option<Dns>,
 }
@@ -81,6 +84,9 @@ struct RawConf {
     /// Anything but a string is ignored.
     #[serde(default)]
     fast_path: Option<Lenient<String>>,
+    /// Anything but a string is ignored.
+    #[serde(default)]
+    policy_dir: Option<Lenient<String>>,
     #[serde(default)]
     dns: Option<Lenient<Dns>>,
 }
@@ -91,6 +97,7 @@ struct Fields {
     log_file: Option<PathBuf>,
     log_level: Level,
     fast_path: Option<PathBuf>,
+    policy_dir: Option<PathBuf>,
     dns: Option<Dns>,
 }
 
@@ -115,16 +122,8 @@ impl RawConf {
             Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
             Some(p) => return Err(config_err("logFile must be an absolute path").with_details(p)),
         };
-        let fast_path = match self.fast_path.and_then(Lenient::typed) {
-            None => None,
-            Some(p) if p.is_empty() => None,
-            Some(p) if is_plain_absolute(&p) => Some(PathBuf::from(p)),
-            Some(p) => {
-                return Err(
-                    config_err("fastPath must be an absolute path without '..'").with_details(p)
-                )
-            }
-        };
+        let fast_path = plain_dir("fastPath", self.fast_path)?;
+        let policy_dir = plain_dir("policyDir", self.policy_dir)?;
         let log_level = match self.log_level.and_then(Lenient::typed) {
             None => Level::Info,
             Some(l) => l.parse().map_err(|_| {
@@ -146,8 +145,21 @@ impl RawConf {
             log_file,
             log_level,
             fast_path,
+            policy_dir,
             dns,
         })
+    }
+}
+
+/// An optional directory field: absolute, no `..`; empty means none.
+fn plain_dir(field: &str, value: Option<Lenient<String>>) -> Result<Option<PathBuf>, CniError> {
+    match value.and_then(Lenient::typed) {
+        None => Ok(None),
+        Some(p) if p.is_empty() => Ok(None),
+        Some(p) if is_plain_absolute(&p) => Ok(Some(PathBuf::from(p))),
+        Some(p) => Err(
+            config_err(format!("{field} must be an absolute path without '..'")).with_details(p),
+        ),
     }
 }
 
@@ -179,6 +191,7 @@ impl PluginConf {
             log_file: fields.log_file,
             log_level: fields.log_level,
             fast_path: fields.fast_path,
+            policy_dir: fields.policy_dir,
             ipam,
             dns: fields.dns,
         })

@@ -2,6 +2,7 @@
 //! it, complete to CNI spec 1.1. `ferry-ipam` is the same allocator as a
 //! standalone IPAM plugin.
 
+pub mod announce;
 pub mod cmd;
 pub mod conf;
 pub mod delegate;

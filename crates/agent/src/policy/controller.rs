@@ -80,6 +80,9 @@ pub async fn run<D: PolicyDataplane>(
         }
     }
     let _watches = AbortOnDrop(watches);
+    if let Some(dir) = shared.announce_dir.clone() {
+        super::announce::spawn_watcher(dir, view.clone(), shared.clone());
+    }
     sync_loop(Engine::new(dp), view, shared, resync).await
 }
 
@@ -214,7 +217,7 @@ async fn sync_loop<D: PolicyDataplane>(
                 if due == Due::Resync {
                     eng.forget();
                 }
-                let cluster = lock(&v).cluster();
+                let (cluster, announced) = lock(&v).cluster_on(&opts.node);
                 let rs = ferry_netpol::compile(&cluster, &opts);
                 drop(cluster);
                 let info = (engine::isolated(&rs), rs.counters.clone());
@@ -225,6 +228,10 @@ async fn sync_loop<D: PolicyDataplane>(
                 let result = eng.sync(rs);
                 if result.is_ok() {
                     sh.fast_path.narrow(isolated);
+                    // The plugin's ADDs waiting for these may go on.
+                    if let Some(dir) = &sh.announce_dir {
+                        super::announce::ack(dir, &announced);
+                    }
                 }
                 (result, info)
             })

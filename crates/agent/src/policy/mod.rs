@@ -43,6 +43,7 @@
 //! pods off the eBPF fast path) · [`metrics`] · [`status`] (`ferryd
 //! status`).
 
+pub mod announce;
 pub mod controller;
 pub mod dataplane;
 pub mod engine;
@@ -70,6 +71,9 @@ pub struct PolicyShared {
     pub changed: Notify,
     /// Isolated pods kept off the eBPF fast path.
     pub fast_path: FastPathExclusions,
+    /// Where the plugin announces new pods ([`announce`]); `None`: only
+    /// the API tells ferryd of them.
+    pub announce_dir: Option<std::path::PathBuf>,
 }
 
 /// The controller's published state.
@@ -91,9 +95,13 @@ pub struct PolicyState {
 
 impl PolicyShared {
     /// With the fast path's pin directory (`None` with it off).
-    pub fn new(fast_path_dir: Option<std::path::PathBuf>) -> Self {
+    pub fn new(
+        fast_path_dir: Option<std::path::PathBuf>,
+        announce_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         PolicyShared {
             fast_path: FastPathExclusions::new(fast_path_dir),
+            announce_dir,
             ..PolicyShared::default()
         }
     }

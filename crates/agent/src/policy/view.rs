@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::networking::v1 as net;
 use kube::runtime::watcher::Event;
 
+use super::announce::Announced;
+
 /// `(namespace, name)`; `("", name)` for Namespaces.
 pub type Key = (String, String);
 
@@ -104,6 +106,9 @@ pub struct View {
     pub namespaces: Table<Namespace>,
     pub pods: Table<Pod>,
     pub policies: Table<PolicyEntry>,
+    /// New local pods announced by the plugin, by file stem
+    /// ([`super::announce`]).
+    pub announced: BTreeMap<String, Announced>,
 }
 
 impl View {
@@ -114,16 +119,41 @@ impl View {
 
     /// The input of [`ferry_netpol::compile`].
     pub fn cluster(&self) -> Cluster {
-        Cluster {
+        self.cluster_on("").0
+    }
+
+    /// The input of [`ferry_netpol::compile`] for `node`, with the
+    /// plugin's announcements standing in for the addresses the API does
+    /// not show yet, and the announcements it covers (to answer once
+    /// applied).
+    pub fn cluster_on(&self, node: &str) -> (Cluster, Vec<String>) {
+        let mut pods = self.pods.items.clone();
+        let mut covered = Vec::new();
+        for (stem, a) in &self.announced {
+            let Some(p) = pods.get_mut(&(a.namespace.clone(), a.name.clone())) else {
+                continue; // its Pod is not known yet: no answer
+            };
+            if p.ips.is_empty() {
+                p.ips = a.ips.clone();
+                // The plugin runs on this node: the pod is local, whatever
+                // the watch has shown of its binding so far.
+                if !node.is_empty() {
+                    p.node = node.to_string();
+                }
+            }
+            covered.push(stem.clone());
+        }
+        let cluster = Cluster {
             namespaces: self.namespaces.items.values().cloned().collect(),
-            pods: self.pods.items.values().cloned().collect(),
+            pods: pods.into_values().collect(),
             policies: self
                 .policies
                 .items
                 .values()
                 .map(|e| e.policy.clone())
                 .collect(),
-        }
+        };
+        (cluster, covered)
     }
 }
 

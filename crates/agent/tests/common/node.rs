@@ -51,6 +51,10 @@ impl LabNode {
     pub fn bpf_dir(&self) -> PathBuf {
         self.bpf_root.join(&self.ns)
     }
+    /// Where the plugin announces new pods to this node's ferryd.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.join("policy")
+    }
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("ferryd.log")).unwrap_or_default()
     }
@@ -72,6 +76,8 @@ impl LabNode {
             ferry_testkit::plugin_dir().display().to_string(),
             "--bpf-dir".into(),
             self.bpf_dir().display().to_string(),
+            "--policy-dir".into(),
+            self.policy_dir().display().to_string(),
         ];
         // Debian 12's portmap (plugins 1.1.1) refuses cniVersion 1.1.0.
         if !self.flags.iter().any(|f| f == "--cni-version") {

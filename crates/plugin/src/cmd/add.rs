@@ -8,6 +8,7 @@ use ferry_cni::{CniError, CniResult, Code, Env};
 use ferry_netlink::{Handle, Link};
 use ipnet::IpNet;
 
+use crate::announce;
 use crate::cmd::{open_pod_ns, Invocation};
 use crate::ipam::Ipam;
 use crate::log_at;
@@ -53,6 +54,9 @@ pub fn add(inv: &Invocation<'_>) -> Result<CniResult, CniError> {
         (Err(e), _) => Err(e.clone()),
         (Ok(_), Err(e)) => Err(e),
     };
+    if let (Ok(result), Some(dir)) = (&outcome, &conf.policy_dir) {
+        announce_pod(dir, env, result);
+    }
     if let Err(e) = &outcome {
         log_at!(Warn, "ADD failed, rolling back: {e}");
         if let Err(te) = veth::teardown(&mut nl, &host_name, inv.conf.fast_path.as_deref()) {
@@ -143,6 +147,33 @@ fn plumb(
         result.dns = allocated.dns.clone();
     }
     Ok(result)
+}
+
+/// Tells ferryd's NetworkPolicy controller the pod's addresses and waits
+/// until its rules cover them (see [`announce`]): a policy selecting the
+/// pod then holds from its first packet.
+fn announce_pod(dir: &std::path::Path, env: &Env, result: &CniResult) {
+    let (Some(namespace), Some(name)) = (env.arg("K8S_POD_NAMESPACE"), env.arg("K8S_POD_NAME"))
+    else {
+        return;
+    };
+    let ips: Vec<IpAddr> = result.ips.iter().map(|c| c.address.addr()).collect();
+    let (id, ifname) = (&env.container_id, &env.ifname);
+    if let Err(e) = announce::announce(dir, id, ifname, namespace, name, &ips) {
+        log_at!(
+            Warn,
+            "announcing {namespace}/{name} to ferryd in {}: {e}",
+            dir.display()
+        );
+        return;
+    }
+    if !announce::wait_synced(dir, id, ifname, announce::WAIT) {
+        log_at!(
+            Warn,
+            "ferryd did not confirm policy for {namespace}/{name} within {:?}; going on",
+            announce::WAIT
+        );
+    }
 }
 
 /// The MTU of the link that carries the node's default route (IPv4, else

@@ -5,6 +5,7 @@
 use ferry_cni::{CniError, Code};
 use ferry_netlink::Handle;
 
+use crate::announce;
 use crate::cmd::Invocation;
 use crate::ipam::Ipam;
 use crate::log_at;
@@ -31,6 +32,9 @@ pub fn del(inv: &Invocation<'_>) -> Result<(), CniError> {
             .unwrap_or_else(|_| Err(CniError::new(Code::IpamStore, "IPAM thread panicked")));
         (released, removed)
     });
+    if let Some(dir) = &inv.conf.policy_dir {
+        announce::withdraw(dir, &env.container_id, &env.ifname);
+    }
     if let Ok(gone) = &removed {
         log_at!(Debug, "{host_name} removed: {gone}");
     }
