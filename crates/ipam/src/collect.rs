@@ -21,12 +21,14 @@ pub struct Reservation {
 }
 
 /// Release `ips` (whoever holds them: the caller holds the lock and has
-/// just read them); keeps going after a failure. The released IPs and the
-/// first error.
-pub(crate) fn release_each<S: Store>(
+/// just read them), then delete the index entries `prune` names. Keeps
+/// going after a failure and reports the first one; else the released
+/// IPs, sorted.
+pub(crate) fn release_and_prune<S: Store>(
     store: &mut S,
     ips: impl IntoIterator<Item = IpAddr>,
-) -> (Vec<IpAddr>, Option<IpamError>) {
+    prune: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<IpAddr>, IpamError> {
     let mut first_err = None;
     let mut released = Vec::new();
     for ip in ips {
@@ -37,7 +39,20 @@ pub(crate) fn release_each<S: Store>(
             }
         }
     }
-    (released, first_err)
+    for entry in store.index_entries()? {
+        if prune(&entry.container_id, &entry.ifname) {
+            if let Err(e) = store.index_delete(&entry.container_id, &entry.ifname) {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => {
+            released.sort();
+            Ok(released)
+        }
+    }
 }
 
 /// Under the lock: list the reservations (with [`Store::written_at`]),
@@ -55,29 +70,15 @@ pub fn collect<S: Store>(
         all.push(Reservation { ip, owner, written });
     }
     let chosen = select(&all);
-    let (mut released, mut first_err) = release_each(
-        store,
-        all.iter().map(|r| r.ip).filter(|ip| chosen.contains(ip)),
-    );
     let held: HashSet<(&str, &str)> = all
         .iter()
         .filter(|r| !chosen.contains(&r.ip))
         .filter_map(|r| r.owner.key())
         .collect();
-    for entry in store.index_entries()? {
-        if !held.contains(&(entry.container_id.as_str(), entry.ifname.as_str())) {
-            if let Err(e) = store.index_delete(&entry.container_id, &entry.ifname) {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => {
-            released.sort();
-            Ok(released)
-        }
-    }
+    let ips = all.iter().map(|r| r.ip).filter(|ip| chosen.contains(ip));
+    release_and_prune(store, ips.collect::<Vec<_>>(), |id, ifname| {
+        !held.contains(&(id, ifname))
+    })
 }
 
 #[cfg(test)]

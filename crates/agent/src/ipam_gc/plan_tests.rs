@@ -150,7 +150,7 @@ fn a_veth_without_reservation_goes_on_the_second_sighting() {
     let first = run(&l, &[], &v);
     assert!(first.veths.is_empty());
     assert_eq!(first.orphans, BTreeSet::from(["ferrya".to_string()]));
-    let second = plan(&Inputs {
+    let again = Inputs {
         network: NET,
         live: &l,
         reservations: &[],
@@ -158,21 +158,13 @@ fn a_veth_without_reservation_goes_on_the_second_sighting() {
         orphans_before: &first.orphans,
         now: now(),
         grace: GRACE,
-    });
-    assert_eq!(names(&second), ["ferrya"]);
+    };
+    assert_eq!(names(&plan(&again)), ["ferrya"]);
     // A young reservation appearing meanwhile saves it.
     let young = [res("10.0.0.9", "dead", "eth0", 1)];
     let third = plan(&Inputs {
         reservations: &young,
-        ..Inputs {
-            network: NET,
-            live: &l,
-            reservations: &[],
-            veths: &v,
-            orphans_before: &first.orphans,
-            now: now(),
-            grace: GRACE,
-        }
+        ..again
     });
     assert!(third.veths.is_empty() && third.release.is_empty());
 }
