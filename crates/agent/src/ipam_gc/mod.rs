@@ -134,7 +134,7 @@ pub async fn collect_once(
 pub async fn run(s: Settings, metrics: Arc<Metrics>) {
     let Some(socket) = s.socket.clone() else {
         tracing::info!(
-            "IPAM GC is off: no CRI socket (--cri-socket, or {} missing)",
+            "IPAM GC is off: --ipam-gc=false, or no CRI socket (--cri-socket unset and {} missing)",
             cri::DEFAULT_SOCKET
         );
         return;
