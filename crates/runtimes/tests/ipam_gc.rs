@@ -3,12 +3,16 @@
 //! know are released, exactly those, while pods keep being created.
 //!
 //! Leaks are made the way a lost DEL leaves them: ferry's ADD for a
-//! sandbox ID that containerd never had (its own netns, its reservation,
-//! its host veth), plus a bare reservation record. Everything lives in the
+//! sandbox ID that containerd does not have (its own netns, its
+//! reservation, its host veth), plus a bare reservation record. A sandbox
+//! whose ADD died and whose DEL failed is no leak under containerd 1.6: it
+//! stays listed (NotReady) until its StopPodSandbox succeeds, and GC
+//! leaves it alone. Everything lives in the
 //! test's node netns, its IPAM dir and its containerd's dir, all named with
 //! the test's unique prefix and removed on drop (panics included).
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +83,49 @@ impl Setup {
             Some((id.to_string(), ifname.to_string()))
         );
         ip
+    }
+
+    /// A sandbox whose network broke: `ferry` does its ADD then dies
+    /// before answering, and the DEL containerd sends while giving up
+    /// fails too. containerd 1.6 keeps such a sandbox (NotReady) for a
+    /// later StopPodSandbox to tear down: it is live, its reservation is
+    /// not a leak. Its (ID, IP).
+    fn broken_sandbox(&self, name: &str) -> (String, String) {
+        let bin = self.ctrd.cni.bin.join("ferry");
+        let tmp = bin.with_extension("tmp");
+        let (ferry, _) = ferry_binaries().expect("plugin built");
+        let fail = |msg: &str| {
+            format!(r#"echo '{{"cniVersion":"1.0.0","code":11,"msg":"{msg}"}}'; exit 1"#)
+        };
+        let script = format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+             ADD) '{f}' >/dev/null; {add};;\n\
+             DEL) {del};;\n\
+             esac\nexec '{f}'\n",
+            f = ferry.display(),
+            add = fail("killed mid-ADD (test)"),
+            del = fail("DEL lost (test)"),
+        );
+        std::fs::write(&tmp, script).expect("wrapper");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&tmp, &bin).expect("wrapper in place");
+        let before = self.node.reserved_ips();
+        let run = self.cri.run_pod(&pod_config(name));
+        std::os::unix::fs::symlink(&ferry, &tmp).expect("link");
+        std::fs::rename(&tmp, &bin).expect("ferry back in place");
+        assert!(run.is_err(), "RunPodSandbox succeeded: {run:?}");
+        let new: Vec<String> = self
+            .node
+            .reserved_ips()
+            .difference(&before)
+            .cloned()
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        let ip = new[0].clone();
+        let (id, _) = reservation_owner(&self.node.data_dir, ip.parse().unwrap()).expect("owner");
+        assert!(self.cri.list_pods().expect("ListPodSandbox").contains(&id));
+        assert!(!self.cri.pod_status(&id).expect("PodSandboxStatus").ready);
+        (id, ip)
     }
 
     /// `ferryd gc` in the node netns against this containerd; its stdout.
@@ -169,11 +216,17 @@ fn gc_releases_exactly_the_leaks_while_pods_are_created() {
     std::fs::write(&bare, format!("{prefix}-leakbare\r\neth0")).expect("bare record");
     s.age(bare_ip);
 
+    // A sandbox containerd keeps NotReady (ADD died, DEL failed), old:
+    // listed, so it stays.
+    let (broken, broken_ip) = s.broken_sandbox(&format!("{prefix}-broken"));
+    s.age(&broken_ip);
+
     let veths = ferry_veths(&s.node);
     for (id, ifname) in [(&old, "eth0"), (&old, "net1"), (&young, "eth0")] {
         assert!(veths.contains(&host_veth_name(id, ifname)), "{veths:?}");
     }
-    assert_eq!(veths.len(), 5, "{veths:?}");
+    let broken_veth = host_veth_name(&broken, "eth0");
+    let broken_has_veth = veths.contains(&broken_veth);
 
     // Collect twice while another client keeps creating pods.
     let stop = Arc::new(AtomicBool::new(false));
@@ -189,6 +242,7 @@ fn gc_releases_exactly_the_leaks_while_pods_are_created() {
         assert!(first.contains(&format!("  {ip}\n")), "{ip} not in\n{first}");
     }
     assert!(first.contains(&format!("attachment {old}/net1")), "{first}");
+    assert!(!first.contains(&broken), "{first}");
     assert_eq!(count(&second, "released:"), 0, "{second}");
     assert_eq!(count(&second, "veths removed:"), 0, "{second}");
 
@@ -203,6 +257,10 @@ fn gc_releases_exactly_the_leaks_while_pods_are_created() {
     }
     want_ips.insert(young_ip.clone());
     want_veths.insert(host_veth_name(&young, "eth0"));
+    want_ips.insert(broken_ip.clone());
+    if broken_has_veth {
+        want_veths.insert(broken_veth);
+    }
     assert_eq!(s.node.reserved_ips(), want_ips);
     assert_eq!(ferry_veths(&s.node), want_veths);
     assert!(!bare.exists());
@@ -213,8 +271,9 @@ fn gc_releases_exactly_the_leaks_while_pods_are_created() {
         );
     }
 
-    // The runtime's own DEL still works on what GC left, and GC'd IPs are
-    // handed out again.
+    // The runtime's own DEL still works on what GC left (the broken
+    // sandbox's too, now that ferry is back), and GC'd IPs are handed out
+    // again.
     s.cri.remove_all().expect("removing every sandbox");
     let again = s
         .cri
