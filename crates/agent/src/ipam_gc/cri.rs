@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::ListPodSandboxRequest;
-use tonic::transport::{Endpoint, Uri};
 
 use crate::AgentError;
 
@@ -29,17 +28,8 @@ fn cri_err(socket: &Path, what: impl std::fmt::Display) -> AgentError {
 
 /// The IDs of every sandbox the runtime knows, whatever its state.
 pub async fn sandbox_ids(socket: &Path) -> Result<HashSet<String>, AgentError> {
-    let path = socket.to_path_buf();
     let call = async move {
-        // tonic wants a URI; the connector dials the socket whatever it says.
-        let channel = Endpoint::from_static("http://cri.invalid")
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let s = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                }
-            }))
+        let channel = ferry_cri::channel(socket, TIMEOUT)
             .await
             .map_err(|e| cri_err(socket, format!("connecting: {e}")))?;
         let reply = RuntimeServiceClient::new(channel)
