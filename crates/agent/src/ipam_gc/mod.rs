@@ -165,3 +165,56 @@ pub async fn run(s: Settings, metrics: Arc<Metrics>) {
         tokio::time::sleep(s.interval).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(socket: Option<PathBuf>, data_dir: PathBuf) -> Settings {
+        Settings {
+            socket,
+            network: crate::NETWORK_NAME.into(),
+            data_dir,
+            grace: Duration::from_secs(120),
+            interval: Duration::from_millis(20),
+            fast_path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_socket_nothing_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let s = settings(None, dir.path().into());
+        assert_eq!(collect_once(&s, BTreeSet::new()).await.unwrap(), None);
+        // Returns at once, enables nothing, and touches no store.
+        tokio::time::timeout(Duration::from_secs(5), run(s, m.clone()))
+            .await
+            .expect("returns");
+        let t = m.render();
+        assert!(t.contains("ferry_ipam_gc_enabled 0"), "{t}");
+        assert!(t.contains("ferry_ipam_gc_runs_total 0"), "{t}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_that_does_not_answer_counts_errors_and_releases_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let s = settings(Some(dir.path().join("absent.sock")), dir.path().into());
+        let err = collect_once(&s, BTreeSet::new()).await.unwrap_err();
+        assert!(matches!(err, AgentError::Cri(_)), "{err}");
+        let _ = tokio::time::timeout(Duration::from_millis(300), run(s, m.clone())).await;
+        let t = m.render();
+        assert!(t.contains("ferry_ipam_gc_enabled 1"), "{t}");
+        assert!(t.contains("ferry_ipam_gc_released_total 0"), "{t}");
+        let count = |name: &str| -> u64 {
+            t.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap()
+        };
+        let runs = count("ferry_ipam_gc_runs_total ");
+        assert!(runs >= 2, "{t}");
+        assert_eq!(count("ferry_ipam_gc_errors_total "), runs, "{t}");
+    }
+}
