@@ -14,7 +14,7 @@ use crate::desired::{self, Desired, Settings};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::watch::{self, Shared, DEBOUNCE};
-use crate::{http, kube_client, policy, status_patch, AgentError, FORWARDING_OFF_REASON};
+use crate::{http, ipam_gc, kube_client, policy, status_patch, AgentError, FORWARDING_OFF_REASON};
 
 /// How soon to look again while the node is not ready to be configured
 /// (no podCIDR yet, interface not up yet, ...).
@@ -93,6 +93,12 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         )));
     } else if !once {
         policy::controller::disable(policy::KernelDataplane, ferry_netpol::DEFAULT_TABLE).await;
+    }
+    if !once {
+        tasks.push(tokio::spawn(ipam_gc::run(
+            ipam_gc::Settings::from_opts(&opts),
+            metrics.clone(),
+        )));
     }
     tracing::info!(
         node = ?opts.node_name(),

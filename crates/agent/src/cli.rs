@@ -1,5 +1,5 @@
 //! Command line: subcommands `run` (default), `install`, `prepare`,
-//! `status`, `uninstall`, all taking the same flags, each flag also read from a
+//! `status`, `uninstall`, `gc`, all taking the same flags, each flag also read from a
 //! `FERRY_...` environment variable.
 
 use std::net::SocketAddr;
@@ -39,6 +39,9 @@ pub enum Command {
     Status,
     /// Remove everything ferryd made on this node.
     Uninstall,
+    /// Collect leaked IPAM reservations and host veths once (what `run`
+    /// does every `--ipam-gc-interval`), print them and exit.
+    Gc,
 }
 
 /// How pod CIDRs reach other nodes.
@@ -230,6 +233,26 @@ pub struct Opts {
         default_value = "/run/ferry/policy"
     )]
     pub policy_dir: PathBuf,
+
+    /// Release IPAM reservations (and host veths) that no sandbox holds,
+    /// as the container runtime lists them over CRI.
+    #[arg(long, global = true, env = "FERRY_IPAM_GC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ipam_gc: bool,
+
+    /// The container runtime's CRI socket, for IPAM GC (`ListPodSandbox`);
+    /// default: /run/containerd/containerd.sock when it exists. Without one
+    /// there is no IPAM GC.
+    #[arg(long, global = true, env = "FERRY_CRI_SOCKET")]
+    pub cri_socket: Option<PathBuf>,
+
+    /// IPAM GC never releases a reservation younger than this (a sandbox
+    /// is listed only once it has started).
+    #[arg(long, global = true, env = "FERRY_IPAM_GC_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub ipam_gc_grace: Duration,
+
+    /// IPAM GC runs at start and then this often.
+    #[arg(long, global = true, env = "FERRY_IPAM_GC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub ipam_gc_interval: Duration,
 
     /// Pod MTU; default: the MTU of the node's interface.
     #[arg(long, global = true, env = "FERRY_MTU", value_parser = clap::value_parser!(u32).range(576..=65535))]

@@ -20,6 +20,10 @@ fn defaults() {
     assert!(o.cluster_cidr.is_empty());
     assert_eq!(o.mtu, None);
     assert_eq!(o.cni_version, "1.0.0");
+    assert!(o.ipam_gc);
+    assert_eq!(o.cri_socket, None);
+    assert_eq!(o.ipam_gc_grace, Duration::from_secs(120));
+    assert_eq!(o.ipam_gc_interval, Duration::from_secs(300));
     assert_eq!(
         o.conflist_path(),
         PathBuf::from("/etc/cni/net.d/10-ferry.conflist")
@@ -42,6 +46,29 @@ fn subcommands_take_the_same_flags_before_or_after() {
         Command::Uninstall
     );
     assert!(parse(&["frobnicate"]).is_err());
+}
+
+#[test]
+fn gc_once_with_its_socket_and_grace() {
+    let cli = parse(&[
+        "gc",
+        "--cri-socket",
+        "/run/k3s/containerd/containerd.sock",
+        "--ipam-gc-grace",
+        "10s",
+    ])
+    .unwrap();
+    assert_eq!(cli.subcommand(), Command::Gc);
+    let s = crate::ipam_gc::Settings::from_opts(&cli.opts);
+    assert_eq!(
+        s.socket,
+        Some(PathBuf::from("/run/k3s/containerd/containerd.sock"))
+    );
+    assert_eq!(s.grace, Duration::from_secs(10));
+    assert_eq!(s.network, crate::NETWORK_NAME);
+    let off = parse(&["--ipam-gc=false", "--cri-socket", "/x.sock"]).unwrap();
+    assert_eq!(crate::ipam_gc::Settings::from_opts(&off.opts).socket, None);
+    assert!(parse(&["--ipam-gc-grace", "0s"]).is_err());
 }
 
 #[test]

@@ -50,6 +50,12 @@ pub enum AgentError {
     /// The Kubernetes API client failed.
     #[error("kubernetes API: {0}")]
     Kube(String),
+    /// The container runtime (CRI) could not be asked.
+    #[error("CRI {0}")]
+    Cri(String),
+    /// A host veth could not be listed or removed.
+    #[error("host veths: {0}")]
+    HostVeth(#[from] ferry_hostveth::HostVethError),
     /// The IPAM store could not be read.
     #[error("IPAM store: {0}")]
     Ipam(#[from] ferry_ipam::IpamError),

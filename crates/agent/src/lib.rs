@@ -22,6 +22,9 @@
 //! - [`policy`]: NetworkPolicy: watches Namespaces, Pods and
 //!   NetworkPolicies, compiles this node's table (ferry-netpol) and
 //!   applies it through a [`policy::PolicyDataplane`].
+//! - [`ipam_gc`]: releases IPAM reservations and host veths no sandbox
+//!   holds (the runtime's CRI `ListPodSandbox`), after a grace period;
+//!   a pure [`ipam_gc::plan()`] apart from the I/O.
 //! - [`logging`]: the log, with the kube client's repeats rate-limited.
 
 pub mod agent;
@@ -34,6 +37,7 @@ pub mod fast_path;
 pub mod frr_glue;
 pub mod http;
 pub mod install;
+pub mod ipam_gc;
 pub mod kube_client;
 pub mod logging;
 pub mod metrics;

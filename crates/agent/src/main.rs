@@ -51,7 +51,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", ferryd::status::gather(&opts).await);
                 Ok(())
             }
+            Command::Gc => gc_once(&opts).await,
             Command::Uninstall => unreachable!("handled above"),
         }
     })
+}
+
+/// `ferryd gc`: one collection, what it did on stdout.
+async fn gc_once(opts: &ferryd::cli::Opts) -> anyhow::Result<()> {
+    let settings = ferryd::ipam_gc::Settings::from_opts(opts);
+    let collected = ferryd::ipam_gc::collect_once(&settings, Default::default())
+        .await
+        .context("IPAM GC")?
+        .context("IPAM GC needs a CRI socket: --cri-socket (or /run/containerd/containerd.sock)")?;
+    println!(
+        "live sandboxes: {}\nreleased: {}",
+        collected.live,
+        collected.released.len()
+    );
+    for ip in &collected.released {
+        println!("  {ip}");
+    }
+    for (id, ifname) in &collected.attachments {
+        println!("  attachment {id}/{ifname}");
+    }
+    println!("veths removed: {}", collected.veths.len());
+    for v in &collected.veths {
+        println!("  {} ({}/{})", v.name, v.container_id, v.ifname);
+    }
+    Ok(())
 }

@@ -31,6 +31,9 @@ pub struct Metrics {
     /// The fast path's pin directory once it runs (its counters are read
     /// from the pinned map at each scrape).
     fast_path: Mutex<Option<PathBuf>>,
+    /// IPAM GC: runs, failed runs, reservations released, veths removed.
+    ipam_gc: [AtomicU64; 4],
+    ipam_gc_enabled: AtomicBool,
     /// NetworkPolicy's state, while `--network-policy` is on.
     policy: Mutex<Option<Arc<PolicyShared>>>,
 }
@@ -89,6 +92,20 @@ impl Metrics {
         *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
 
+    /// The collector runs (it has a CRI socket).
+    pub fn set_ipam_gc_enabled(&self) {
+        self.ipam_gc_enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts one IPAM GC run and what it collected.
+    pub fn observe_ipam_gc(&self, released: usize, veths: usize, ok: bool) {
+        let [runs, errors, ips, links] = &self.ipam_gc;
+        runs.fetch_add(1, Ordering::Relaxed);
+        errors.fetch_add(u64::from(!ok), Ordering::Relaxed);
+        ips.fetch_add(released as u64, Ordering::Relaxed);
+        links.fetch_add(veths as u64, Ordering::Relaxed);
+    }
+
     pub fn reconciles(&self) -> u64 {
         self.reconciles.load(Ordering::Relaxed)
     }
@@ -138,6 +155,34 @@ impl Metrics {
             "1 once the first full reconcile succeeded.",
             u64::from(self.ready()),
         );
+        gauge(
+            "ferry_ipam_gc_enabled",
+            "gauge",
+            "1 while the IPAM collector runs (a CRI socket is available).",
+            u64::from(self.ipam_gc_enabled.load(Ordering::Relaxed)),
+        );
+        for (i, (name, help)) in [
+            ("ferry_ipam_gc_runs_total", "IPAM GC runs."),
+            ("ferry_ipam_gc_errors_total", "IPAM GC runs that failed."),
+            (
+                "ferry_ipam_gc_released_total",
+                "IPAM reservations released because no sandbox holds them.",
+            ),
+            (
+                "ferry_ipam_gc_veths_removed_total",
+                "Host veths removed because no sandbox holds them.",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            gauge(
+                name,
+                "counter",
+                help,
+                self.ipam_gc[i].load(Ordering::Relaxed),
+            );
+        }
         let dir = self
             .fast_path
             .lock()
@@ -236,5 +281,22 @@ mod tests {
         }
         m.set_ready();
         assert!(m.ready());
+        assert_eq!(value(&t, "ferry_ipam_gc_enabled"), "0");
+        assert_eq!(value(&t, "ferry_ipam_gc_runs_total"), "0");
+    }
+
+    #[test]
+    fn ipam_gc_counters() {
+        let m = Metrics::default();
+        m.set_ipam_gc_enabled();
+        m.observe_ipam_gc(3, 1, true);
+        m.observe_ipam_gc(0, 0, false);
+        m.observe_ipam_gc(2, 0, true);
+        let t = m.render();
+        assert_eq!(value(&t, "ferry_ipam_gc_enabled"), "1");
+        assert_eq!(value(&t, "ferry_ipam_gc_runs_total"), "3");
+        assert_eq!(value(&t, "ferry_ipam_gc_errors_total"), "1");
+        assert_eq!(value(&t, "ferry_ipam_gc_released_total"), "5");
+        assert_eq!(value(&t, "ferry_ipam_gc_veths_removed_total"), "1");
     }
 }

@@ -78,6 +78,27 @@ pub fn host_volumes() -> Vec<Volume> {
         .collect()
 }
 
+/// The volume with the container runtime's CRI socket, for `ferryd run`'s
+/// IPAM GC: containerd's socket directory, read-only, at the same path, so
+/// ferryd finds the socket by its default (`--cri-socket` unset). On a node
+/// without containerd it is an empty directory and IPAM GC stays off.
+pub fn cri_volume() -> (Volume, VolumeMount) {
+    let dir = std::path::Path::new(ferryd::ipam_gc::cri::DEFAULT_SOCKET)
+        .parent()
+        .expect("the socket is in a directory")
+        .display()
+        .to_string();
+    let volume = Volume {
+        name: "cri".into(),
+        host_path: Some(HostPathVolumeSource {
+            path: dir.clone(),
+            type_: Some("DirectoryOrCreate".into()),
+        }),
+        ..Volume::default()
+    };
+    (volume, mount("cri", &dir, true))
+}
+
 /// ferryd's mounts of the host directories. The bpf file system's with
 /// `HostToContainer` propagation: one mounted on the host later (by
 /// `prepare` of a restarted pod, or systemd) shows up inside.
@@ -290,6 +311,8 @@ pub fn daemonset(routing: Routing, images: &Images) -> DaemonSet {
         init.push(agent_container("install", "install", routing, images));
     }
     let mut agent = agent_container("ferryd", "run", routing, images);
+    let (cri, cri_mount) = cri_volume();
+    agent.volume_mounts.get_or_insert_default().push(cri_mount);
     agent.liveness_probe = Some(http_probe("/healthz", 10, 6));
     agent.readiness_probe = Some(http_probe("/readyz", 5, 3));
     let mut containers = vec![agent];
@@ -297,6 +320,7 @@ pub fn daemonset(routing: Routing, images: &Images) -> DaemonSet {
         containers.push(frr::container(images));
     }
     let mut volumes = host_volumes();
+    volumes.push(cri);
     volumes.extend(frr::volumes(routing));
     let mut spec = node_pod(init, containers, volumes);
     spec.service_account_name = Some(NAME.into());

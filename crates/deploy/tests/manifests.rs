@@ -287,6 +287,23 @@ fn mounts_cover_every_path_ferryd_writes() {
                     continue;
                 }
                 let routing = effective(c, "routing").unwrap();
+                // IPAM GC: `run` sees the host's containerd socket where
+                // ferryd looks by default, read-only; `install` does not.
+                let socket = Path::new(ferryd::ipam_gc::cri::DEFAULT_SOCKET);
+                let cri = c
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .find(|m| socket.starts_with(&m.mount_path));
+                if c.name == "ferryd" {
+                    let (vol, rest, ro) = mount_of(c, &socket.display().to_string());
+                    assert!(ro, "{file}: the CRI socket's dir is read-only");
+                    let host = volume(spec, &vol).host_path.as_ref().unwrap();
+                    assert_eq!(Path::new(&host.path).join(rest), socket, "{file}");
+                    assert!(effective(c, "cri-socket").is_none(), "{file}");
+                } else {
+                    assert!(cri.is_none(), "{file}: {} mounts {cri:?}", c.name);
+                }
                 // Host paths: the plugin (on the host) and kubelet use them by
                 // the name ferryd writes into the conflist, so each must be the
                 // same path inside and out.

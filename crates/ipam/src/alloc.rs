@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::collect::release_and_prune;
 use crate::config::{from_u128, to_u128, IpamConfig, Range, RangeSet, RouteConfig};
 use crate::error::IpamError;
 use crate::store::{Owner, Store};
@@ -437,33 +438,12 @@ pub fn gc<S: Store>(
     };
 
     let _guard = store.lock()?;
-    let mut first_err = None;
-    let mut released = Vec::new();
-    for (ip, owner) in store.reservations()? {
-        if owner.key().is_some_and(|(id, ifname)| is_valid(id, ifname)) {
-            continue;
-        }
-        match store.release(ip) {
-            Ok(()) => released.push(ip),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    for entry in store.index_entries()? {
-        if !is_valid(&entry.container_id, &entry.ifname) {
-            if let Err(e) = store.index_delete(&entry.container_id, &entry.ifname) {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => {
-            released.sort();
-            Ok(released)
-        }
-    }
+    let invalid = store.reservations()?.into_iter().filter_map(|(ip, owner)| {
+        (!owner.key().is_some_and(|(id, ifname)| is_valid(id, ifname))).then_some(ip)
+    });
+    release_and_prune(store, invalid.collect::<Vec<_>>(), |id, ifname| {
+        !is_valid(id, ifname)
+    })
 }
 
 /// STATUS: the store is writable and every range set has a free address.

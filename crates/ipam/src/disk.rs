@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -351,6 +351,15 @@ impl Store for DiskStore {
         }
         out.sort_by_key(|(ip, _)| *ip);
         Ok(out)
+    }
+
+    fn written_at(&mut self, ip: IpAddr) -> Result<Option<SystemTime>, IpamError> {
+        let path = self.ip_path(ip);
+        match fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IpamError::io("stat", &path, e)),
+        }
     }
 
     /// Entries whose content does not parse are listed with no IPs.

@@ -9,9 +9,12 @@
 //! - [`DiskStore`] keeps host-local's on-disk format byte for byte (so a node
 //!   can switch either way without losing a reservation), shares its lock
 //!   file, and adds a per-attachment index so DEL never scans the directory.
+//! - [`collect`] lets an outside judge (ferryd's collector) pick, under the
+//!   lock, which [`Reservation`]s (with their write time) to release.
 //! - [`FakeStore`] is an in-memory store for tests.
 
 mod alloc;
+mod collect;
 mod config;
 mod disk;
 mod error;
@@ -20,6 +23,7 @@ mod store;
 pub use alloc::{
     allocate, check, gc, release, status, validate_attachment, AllocatedIp, Allocation, Request,
 };
+pub use collect::{collect, Reservation};
 pub use config::{
     parse_requested_ips, requested_ips_from_netconf, validate_network_name, IpamConfig, Range,
     RangeSet, RouteConfig, DEFAULT_DATA_DIR,

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use crate::error::IpamError;
 
@@ -127,6 +128,10 @@ pub trait Store {
     /// Every reservation (O(n); for GC, STATUS and migration only).
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Owner)>, IpamError>;
 
+    /// When the record of `ip` was last written (for collectors that
+    /// spare young reservations); `None` if free or unknown.
+    fn written_at(&mut self, ip: IpAddr) -> Result<Option<SystemTime>, IpamError>;
+
     /// Every index entry (O(n); for GC only).
     fn index_entries(&mut self) -> Result<Vec<IndexEntry>, IpamError>;
 
@@ -140,6 +145,8 @@ pub struct FakeStore {
     pub ips: BTreeMap<IpAddr, Owner>,
     pub last: BTreeMap<usize, IpAddr>,
     pub index: BTreeMap<(String, String), Vec<IpAddr>>,
+    /// What [`Store::written_at`] answers (unknown when absent).
+    pub written: BTreeMap<IpAddr, SystemTime>,
     /// `reserve` of these IPs fails with an I/O error.
     pub fail_reserve: HashSet<IpAddr>,
     /// `probe_writable` fails.
@@ -231,6 +238,15 @@ impl Store for FakeStore {
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Owner)>, IpamError> {
         self.list_ops += 1;
         Ok(self.ips.iter().map(|(ip, o)| (*ip, o.clone())).collect())
+    }
+
+    fn written_at(&mut self, ip: IpAddr) -> Result<Option<SystemTime>, IpamError> {
+        self.point_ops += 1;
+        Ok(self
+            .written
+            .get(&ip)
+            .copied()
+            .filter(|_| self.ips.contains_key(&ip)))
     }
 
     fn index_entries(&mut self) -> Result<Vec<IndexEntry>, IpamError> {

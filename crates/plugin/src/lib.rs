@@ -9,6 +9,7 @@ pub mod delegate;
 pub mod ipam;
 pub mod ipam_plugin;
 pub mod log;
-pub mod names;
+/// The host veth names and aliases live in `ferry-hostveth`.
+pub use ferry_hostveth::names;
 pub mod run;
 pub mod veth;

@@ -16,7 +16,7 @@ use k8s_cri::v1::{
     StopPodSandboxRequest, VersionRequest,
 };
 use serde_json::Value;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::error::{HarnessError, Result};
 
@@ -75,22 +75,8 @@ impl Cri {
             .enable_all()
             .build()
             .map_err(|e| HarnessError::io("starting a tokio runtime for", socket, e))?;
-        let path = socket.to_path_buf();
         let channel = rt
-            .block_on(async {
-                // The URI is required by tonic but unused: the connector
-                // always dials the socket.
-                Endpoint::from_static("http://localhost")
-                    .connect_timeout(Duration::from_secs(5))
-                    .connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let path = path.clone();
-                        async move {
-                            let s = tokio::net::UnixStream::connect(path).await?;
-                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                        }
-                    }))
-                    .await
-            })
+            .block_on(ferry_cri::channel(socket, Duration::from_secs(5)))
             .map_err(|source| HarnessError::Connect {
                 path: socket.to_path_buf(),
                 source,

@@ -86,6 +86,11 @@ impl LabNode {
         if !self.flags.iter().any(|f| f == "--resync-interval") {
             a.extend(["--resync-interval".into(), "3s".into()]);
         }
+        // A host's containerd knows none of the lab's pods: its socket
+        // must never drive IPAM GC over the lab's reservations.
+        if !self.flags.iter().any(|f| f.starts_with("--ipam-gc")) {
+            a.push("--ipam-gc=false".into());
+        }
         a.extend(self.flags.iter().cloned());
         a
     }

@@ -5,12 +5,10 @@
 use std::collections::HashSet;
 
 use ferry_cni::CniError;
-use ferry_netlink::Handle;
 
 use crate::cmd::Invocation;
 use crate::ipam::Ipam;
 use crate::log_at;
-use crate::names::{parse_alias, HOST_VETH_PREFIX};
 use crate::veth::kernel_err;
 
 pub fn gc(inv: &Invocation<'_>) -> Result<(), CniError> {
@@ -38,28 +36,17 @@ fn sweep_veths(
     valid: &HashSet<(String, String)>,
     fast_path: Option<&std::path::Path>,
 ) -> Result<(), CniError> {
-    let mut nl = Handle::new().map_err(|e| kernel_err("opening netlink", e))?;
-    // The fast path's pod map loses the veths GC removes (best effort:
-    // ferryd's resync prunes it too).
-    let pods = fast_path.and_then(|dir| ferry_ebpf::PodIfaces::open(dir).ok().flatten());
-    let links = nl.links().map_err(|e| kernel_err("listing links", e))?;
-    for link in links {
-        if !link.name.starts_with(HOST_VETH_PREFIX) || link.kind.as_deref() != Some("veth") {
-            continue;
-        }
-        let Some((net, id, ifname)) = link.alias.as_deref().and_then(parse_alias) else {
-            continue;
-        };
-        if net != network || valid.contains(&(id.to_string(), ifname.to_string())) {
-            continue;
-        }
-        log_at!(Info, "GC removes {} ({id}/{ifname})", link.name);
-        if let Some(pods) = &pods {
-            let _ = pods.remove(link.index);
-        }
-        nl.delete_link(link.index)
-            .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
-            .map_err(|e| kernel_err(format!("removing {}", link.name), e))?;
+    let keep = |id: &str, ifname: &str| valid.contains(&(id.to_string(), ifname.to_string()));
+    let removed = ferry_hostveth::sweep(network, keep, fast_path)
+        .map_err(|e| kernel_err(&e.what, e.source))?;
+    for v in removed {
+        log_at!(
+            Info,
+            "GC removed {} ({}/{})",
+            v.name,
+            v.container_id,
+            v.ifname
+        );
     }
     Ok(())
 }
