@@ -94,6 +94,9 @@ pub fn args(cfg: &LabConfig, state: &State, node: &NodePlan) -> Vec<String> {
         p(dirs.ipam()),
         "--policy-dir".into(),
         p(dirs.policy()),
+        // The lab makes its pods itself, not through a CRI runtime: a
+        // runtime on the host would know none of them.
+        "--ipam-gc=false".into(),
         "--metrics-addr".into(),
         topo::METRICS_ADDR.into(),
         "--plugin-source-dir".into(),
