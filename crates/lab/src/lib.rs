@@ -38,6 +38,7 @@ pub mod kube;
 pub mod lab;
 pub mod net;
 pub mod pods;
+pub mod probe;
 pub mod procs;
 pub mod routes;
 pub mod scenario;

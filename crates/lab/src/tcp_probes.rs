@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::check::{parallel, seen_from, Kind, Probe, Witness};
 use crate::error::Result;
+use crate::probe::{parallel, seen_from, Kind, Probe, Witness};
 use crate::state::{LabConfig, Pod, State};
 
 /// Each node's count of packets its fast path forwarded (nodes without a
