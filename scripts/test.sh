@@ -52,10 +52,15 @@ $lab check
 $lab scenario all     # upgrade (no lost ping), node-restart, pod-churn (60 pods twice)
 # Kubernetes' own e2e tests on it: pod networking's Granular Checks
 # (pod↔pod, node↔pod, HTTP and UDP, intra- and inter-node) and the basic
-# Service conformance cases. The whole `network` suite (≈ 25 min) and
-# `netpol` run through the same command by hand (docs/conformance.md).
+# Service conformance cases. The whole `network` suite (≈ 25 min) runs
+# through the same command by hand (docs/conformance.md).
 $lab conformance --suite ci --out target/conformance-ci \
   --focus '\[sig-network\] Networking Granular Checks: Pods|\[sig-network\] Services should (serve a basic endpoint|serve multiport endpoints|provide secure master|find a service from listing)'
+# And four of the NetworkPolicy suite's cases (ingress by pod selector,
+# default-deny ingress, egress by named port, egress ipBlock with except;
+# the whole suite by hand, docs/conformance.md).
+$lab conformance --suite netpol --out target/conformance-netpol \
+  --focus 'NetworkPolicy between server and client should (support a .default-deny-ingress. policy|allow egress access on one named port|enforce policy to allow traffic from pods within server namespace based on PodSelector|enforce except clause while egress access to server in CIDR block)'
 $lab scenario uninstall   # the install guide's Uninstall: nothing of ferry's left on the nodes
 $lab down
 $lab leftovers
