@@ -1,7 +1,7 @@
 //! `ferryd status`: what ferryd manages on this node, read back from the
 //! kernel, FRR, the files and (when reachable) the API.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -238,81 +238,80 @@ pub fn pods(o: &Opts) -> Result<Vec<PodAddr>, AgentError> {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
         match &self.node {
             Some(n) => {
-                let _ = writeln!(s, "node:       {}", n.name);
+                writeln!(f, "node:       {}", n.name)?;
                 let cidrs: Vec<String> = n.pod_cidrs.iter().map(ToString::to_string).collect();
-                let _ = writeln!(s, "pod CIDRs:  {}", cidrs.join(", "));
-                let _ = writeln!(
-                    s,
+                writeln!(f, "pod CIDRs:  {}", cidrs.join(", "))?;
+                writeln!(
+                    f,
                     "network:    {}",
                     if n.marked_up() {
                         "available (FerryIsUp)"
                     } else {
                         "not marked available"
                     }
-                );
+                )?;
             }
             None => {
-                let _ = writeln!(s, "node:       unknown");
+                writeln!(f, "node:       unknown")?;
             }
         }
         if let Some(i) = &self.interface {
-            let _ = writeln!(s, "interface:  {} {} mtu {}", i.ifname, i.net, i.mtu);
+            writeln!(f, "interface:  {} {} mtu {}", i.ifname, i.net, i.mtu)?;
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "routing:    {:?} (encapsulation {})",
             self.routing, self.encapsulation
-        );
+        )?;
         match &self.nodes {
             Ok(all) => {
-                let _ = writeln!(s, "peers:      {}", all.len().saturating_sub(1));
+                writeln!(f, "peers:      {}", all.len().saturating_sub(1))?;
                 for n in all
                     .values()
                     .filter(|n| Some(&n.name) != self.node.as_ref().map(|o| &o.name))
                 {
                     let ips: Vec<String> = n.internal_ips.iter().map(ToString::to_string).collect();
                     let cidrs: Vec<String> = n.pod_cidrs.iter().map(ToString::to_string).collect();
-                    let _ = writeln!(s, "  {} {} {}", n.name, ips.join(","), cidrs.join(","));
+                    writeln!(f, "  {} {} {}", n.name, ips.join(","), cidrs.join(","))?;
                 }
             }
             Err(e) => {
-                let _ = writeln!(s, "API:        unreachable ({e})");
+                writeln!(f, "API:        unreachable ({e})")?;
             }
         }
-        let _ = writeln!(s, "routes:     {} (proto 201)", self.routes.len());
+        writeln!(f, "routes:     {} (proto 201)", self.routes.len())?;
         for (dst, via, dev) in &self.routes {
-            let _ = writeln!(s, "  {dst} via {via} dev {dev}");
+            writeln!(f, "  {dst} via {via} dev {dev}")?;
         }
         match &self.vxlan {
             Ok(Some(v)) => {
-                let _ = writeln!(s, "vxlan:      {v}");
+                writeln!(f, "vxlan:      {v}")?;
             }
             Ok(None) => {
-                let _ = writeln!(s, "vxlan:      none");
+                writeln!(f, "vxlan:      none")?;
             }
             Err(e) => {
-                let _ = writeln!(s, "vxlan:      cannot read ({e})");
+                writeln!(f, "vxlan:      cannot read ({e})")?;
             }
         }
         match &self.nat {
             Ok(Some(t)) => {
                 let c: Vec<String> = t.cidrs.iter().map(ToString::to_string).collect();
-                let _ = writeln!(
-                    s,
+                writeln!(
+                    f,
                     "NAT:        table inet {NFT_TABLE}: masquerade pods leaving {} to outside {} ({} packets so far)",
                     t.out_ifname.as_deref().unwrap_or("?"),
                     c.join(", "),
                     t.packets
-                );
+                )?;
             }
             Ok(None) => {
-                let _ = writeln!(s, "NAT:        no table inet {NFT_TABLE}");
+                writeln!(f, "NAT:        no table inet {NFT_TABLE}")?;
             }
             Err(e) => {
-                let _ = writeln!(s, "NAT:        cannot read ({e})");
+                writeln!(f, "NAT:        cannot read ({e})")?;
             }
         }
         match &self.fast_path {
@@ -324,57 +323,59 @@ impl fmt::Display for Report {
                     ),
                     None => "nothing pinned".into(),
                 };
-                let _ = writeln!(
-                    s,
+                writeln!(
+                    f,
                     "fast path:  {on}; attached to {} interfaces",
                     fp.attached.len()
-                );
+                )?;
                 if !fp.attached.is_empty() {
-                    let _ = writeln!(s, "  {}", fp.attached.join(" "));
+                    writeln!(f, "  {}", fp.attached.join(" "))?;
                 }
             }
             Err(e) => {
-                let _ = writeln!(s, "fast path:  cannot read ({e})");
+                writeln!(f, "fast path:  cannot read ({e})")?;
             }
         }
         match &self.learned {
             Some(Ok(list)) => {
-                let _ = writeln!(s, "FRR learned: {}", list.len());
+                writeln!(f, "FRR learned: {}", list.len())?;
                 for l in list {
-                    let _ = writeln!(s, "  {l}");
+                    writeln!(f, "  {l}")?;
                 }
             }
             Some(Err(e)) => {
-                let _ = writeln!(s, "FRR:        cannot ask ({e})");
+                writeln!(f, "FRR:        cannot ask ({e})")?;
             }
             None => {}
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "conflist:   {}",
             if self.conflist.is_some() {
                 "written"
             } else {
                 "absent"
             }
-        );
+        )?;
         match &self.pods {
             Ok(pods) => {
-                let _ = writeln!(s, "pods:       {}", pods.len());
+                writeln!(f, "pods:       {}", pods.len())?;
                 for p in pods {
-                    let _ = writeln!(s, "  {} {} {}", p.ip, p.container_id, p.ifname);
+                    writeln!(f, "  {} {} {}", p.ip, p.container_id, p.ifname)?;
                 }
             }
             Err(e) => {
-                let _ = writeln!(s, "pods:       cannot read the IPAM store ({e})");
+                writeln!(f, "pods:       cannot read the IPAM store ({e})")?;
             }
         }
         if let Some(p) = &self.policy {
+            let mut s = String::new();
             policy_status::render(p, &mut s);
+            f.write_str(&s)?;
         }
         for p in &self.problems {
-            let _ = writeln!(s, "problem:    {p}");
+            writeln!(f, "problem:    {p}")?;
         }
-        f.write_str(&s)
+        Ok(())
     }
 }
