@@ -8,11 +8,11 @@ use hyper::{Method, Request};
 use serde_json::{json, Value};
 
 use crate::error::StoreError;
-use crate::http::{
-    json_bytes, json_value, method_not_allowed, read_json, status, store_error, Resp,
-};
 use crate::kind::{key, Kind};
 use crate::list;
+use crate::resp::{
+    json_bytes, json_value, method_not_allowed, read_json, status, store_error, Resp,
+};
 use crate::store::{Scope, Store};
 
 pub(crate) async fn handle(store: &Store, req: Request<Incoming>, rest: &[String]) -> Resp {

@@ -63,6 +63,7 @@ mod list;
 mod obj;
 mod patch;
 mod persist;
+mod resp;
 mod routes;
 mod selector;
 mod server;

@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::json;
 
-use crate::http::{json_headers, Resp};
 use crate::kind::Kind;
+use crate::resp::{json_headers, Resp};
 use crate::store::Obj;
 
 /// Bytes per response chunk.

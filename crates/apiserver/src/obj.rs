@@ -5,7 +5,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::kind::{Key, Kind};
-use crate::selector::Labels;
+
+/// An object's labels.
+pub type Labels = std::collections::BTreeMap<String, String>;
 
 /// One stored object version.
 #[derive(Debug)]

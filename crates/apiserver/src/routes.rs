@@ -10,10 +10,10 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request};
 use serde_json::{json, Value};
 
-use crate::http::{json_bytes, method_not_allowed, read_json, status, store_error, Resp};
 use crate::kind::{key, Key, Kind};
 use crate::list;
 use crate::patch::{self, PatchKind};
+use crate::resp::{json_bytes, method_not_allowed, read_json, status, store_error, Resp};
 use crate::selector::{FieldSelector, Filter, LabelSelector};
 use crate::store::{Scope, Store};
 use crate::util::{base64_decode, base64_url, parse_query};

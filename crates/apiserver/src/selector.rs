@@ -1,12 +1,10 @@
 //! Label and field selectors as the apiserver parses them.
 
-use std::collections::BTreeMap;
-
 use crate::kind::Kind;
 use crate::obj::Obj;
 
 /// Object labels.
-pub type Labels = BTreeMap<String, String>;
+pub use crate::obj::Labels;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Req {

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::http::{json_headers, status_value, Resp};
 use crate::kind::Kind;
+use crate::resp::{json_headers, status_value, Resp};
 use crate::selector::Filter;
 use crate::store::{Event, EventType, Store};
 
