@@ -12,8 +12,8 @@ use hyper::body::Frame;
 use serde_json::json;
 
 use crate::kind::Kind;
+use crate::obj::Obj;
 use crate::resp::{json_headers, Resp};
-use crate::store::Obj;
 
 /// Bytes per response chunk.
 const CHUNK: usize = 64 << 10;

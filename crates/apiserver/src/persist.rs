@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{ServerError, StoreError};
-use crate::store::{Obj, Store};
+use crate::kind::Key;
+use crate::obj::Obj;
 use crate::util::{write_atomic, write_atomic_with};
 
 pub(crate) const SNAPSHOT: &str = "nodes.json";
@@ -46,16 +47,23 @@ impl Persist {
         Ok(())
     }
 
-    /// Write the snapshot if the store changed since the last one.
-    pub fn flush(&self, store: &Store) -> Result<(), StoreError> {
+    /// Write the snapshot if the store changed since the last one:
+    /// `take_dirty` says what (and clears the store's dirty flag), and
+    /// `mark_dirty` sets it again when the write failed. One flush at a
+    /// time.
+    pub fn flush(
+        &self,
+        take_dirty: impl FnOnce() -> Option<(u64, Vec<Arc<Obj>>)>,
+        mark_dirty: impl FnOnce(),
+    ) -> Result<(), StoreError> {
         let _guard = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((rv, objs)) = store.take_dirty() else {
+        let Some((rv, objs)) = take_dirty() else {
             return Ok(());
         };
         let path = self.dir.join(SNAPSHOT);
         write_atomic_with(&path, 0o644, |w| crate::list::write(w, None, rv, &objs)).map_err(
             |source| {
-                store.mark_dirty();
+                mark_dirty();
                 StoreError::Persist {
                     context: "cannot write",
                     path,
@@ -66,9 +74,17 @@ impl Persist {
     }
 }
 
-/// Open (or create) the store kept in `dir`. Returns whether a snapshot
-/// was found.
-pub(crate) fn open_store(dir: &Path, history: usize) -> Result<(Store, bool), ServerError> {
+/// What a state dir holds: the resourceVersion to go on from, the
+/// objects, whether a snapshot was found, and the persister for `dir`.
+pub(crate) struct Loaded {
+    pub rv: u64,
+    pub objects: Objects,
+    pub found: bool,
+    pub persist: Persist,
+}
+
+/// Reads (or creates) the state dir `dir`.
+pub(crate) fn load(dir: &Path) -> Result<Loaded, ServerError> {
     let io = |context, path: &Path| {
         let path = path.to_path_buf();
         move |source| ServerError::Io {
@@ -112,10 +128,15 @@ pub(crate) fn open_store(dir: &Path, history: usize) -> Result<(Store, bool), Se
     if loaded {
         persist.reserve(rv + 1)?;
     }
-    Ok((Store::build(rv, objects, history, Some(persist)), loaded))
+    Ok(Loaded {
+        rv,
+        objects,
+        found: loaded,
+        persist,
+    })
 }
 
-type Objects = BTreeMap<crate::store::Key, Arc<Obj>>;
+pub(crate) type Objects = BTreeMap<Key, Arc<Obj>>;
 
 #[derive(serde::Deserialize)]
 struct Snapshot<'a> {

@@ -66,7 +66,9 @@ impl ApiServer {
                 source,
             }
         };
-        let (store, loaded) = persist::open_store(&dir, cfg.history)?;
+        let state = persist::load(&dir)?;
+        let loaded = state.found;
+        let store = Store::build(state.rv, state.objects, cfg.history, Some(state.persist));
         if loaded {
             if !nodes.is_empty() {
                 tracing::info!("{} holds a store: seed nodes ignored", dir.display());

@@ -122,7 +122,7 @@ impl Store {
     /// Write the store to the state dir now, if anything changed.
     pub fn flush(&self) -> Result<(), StoreError> {
         match &self.inner.persist {
-            Some(p) => p.flush(self),
+            Some(p) => p.flush(|| self.take_dirty(), || self.mark_dirty()),
             None => Ok(()),
         }
     }
