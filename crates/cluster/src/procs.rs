@@ -35,8 +35,19 @@ impl Proc {
         stat(pid).map(|(_, start)| Proc { pid, start })
     }
 
+    /// True while any of its threads runs. A leader that has exited shows
+    /// 'Z' while its other threads are still tearing down, holding its
+    /// files (a listening socket), so 'Z' counts as gone only once it is
+    /// the last task left.
     pub fn alive(&self) -> bool {
-        matches!(stat(self.pid), Some((s, start)) if start == self.start && s != 'Z')
+        match stat(self.pid) {
+            Some((s, start)) if start == self.start => s != 'Z' || self.tasks() > 1,
+            _ => false,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid)).map_or(0, |d| d.count())
     }
 
     /// Reaps it when it is this process's child and has exited.
@@ -242,4 +253,36 @@ pub fn kill_all(pids: &[i32]) -> usize {
         std::thread::sleep(Duration::from_millis(10));
     }
     procs.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A leader that ended with `exit` (not `exit_group`) is a zombie
+    /// while its other thread runs on: still alive, until that thread ends.
+    #[test]
+    fn a_zombie_leader_with_a_live_thread_is_alive() {
+        let script = "import ctypes, threading, time\n\
+                      threading.Thread(target=time.sleep, args=(1.5,)).start()\n\
+                      ctypes.CDLL(None).syscall(60, 0)\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let p = Proc::of(child.id() as i32).unwrap();
+        let t = Instant::now();
+        while stat(p.pid).map(|(s, _)| s) != Some('Z') {
+            assert!(t.elapsed() < Duration::from_secs(5), "never a zombie");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(p.tasks() > 1);
+        assert!(p.alive(), "leader is 'Z' but a thread still runs");
+        while p.alive() {
+            assert!(t.elapsed() < Duration::from_secs(10), "never gone");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(child.wait().unwrap().success());
+        assert!(!p.alive());
+    }
 }
