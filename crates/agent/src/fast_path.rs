@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ferry_ebpf::FastPath;
+use ferry_ebpf::{FastPath, Pinned};
 use ferry_netlink::Handle;
 use ipnet::IpNet;
 
@@ -75,14 +75,12 @@ impl FastPathAgent {
         }
         let mut changed = false;
         if self.loaded.is_none() {
-            match load(&plan.dir) {
+            match acquire(&plan.dir) {
                 Ok(fp) => {
-                    tracing::info!(dir = %plan.dir.display(), id = ?fp.prog_id().ok(), "eBPF fast path loaded");
                     self.loaded = Some(fp);
                     changed = true;
                 }
-                Err(e) => {
-                    let why = format!("eBPF fast path off: {e}");
+                Err(why) => {
                     tracing::warn!("{why}");
                     self.unavailable = Some(why.clone());
                     return Err(why);
@@ -170,12 +168,71 @@ impl FastPathAgent {
     }
 }
 
-fn load(dir: &Path) -> Result<FastPath, ferry_ebpf::EbpfError> {
+/// Loads the program and pins it (with its maps) in `dir`, mounting the
+/// bpf file system first when `dir` is below `/sys/fs/bpf`: ferryd's load,
+/// and `ferryd prepare`'s (which pins it for a ferryd that cannot load).
+pub(crate) fn load(dir: &Path) -> Result<FastPath, ferry_ebpf::EbpfError> {
     let bpffs = Path::new("/sys/fs/bpf");
     if dir.starts_with(bpffs) {
         ferry_ebpf::ensure_bpffs(bpffs)?;
     }
     FastPath::load(dir)
+}
+
+/// ferryd's program: the one pinned in `dir` when it is this build's
+/// (`ferryd prepare` pinned it, or an earlier ferryd of this build), else
+/// its own, loaded and pinned there in place of whatever was (its maps
+/// are kept either way). Says which in one log line; the error is the
+/// `eBPF fast path off: ...` line to report.
+fn acquire(dir: &Path) -> Result<FastPath, String> {
+    let bpffs = Path::new("/sys/fs/bpf");
+    if dir.starts_with(bpffs) {
+        ferry_ebpf::ensure_bpffs(bpffs).map_err(|e| format!("eBPF fast path off: {e}"))?;
+    }
+    let not_used = match FastPath::open_pinned(dir) {
+        Ok(Pinned::Usable(fp)) => {
+            let id = fp
+                .prog_id()
+                .map_err(|e| format!("eBPF fast path off: {e}"))?;
+            tracing::info!(
+                dir = %dir.display(),
+                "eBPF fast path: using the program ferryd prepare pinned (id {id})"
+            );
+            return Ok(fp);
+        }
+        Ok(Pinned::Missing) => "no program pinned".to_string(),
+        Ok(Pinned::Foreign(why)) => why,
+        // Cannot even look (no CAP_BPF, a map of another shape): the load
+        // says why, in the same words.
+        Err(e) => format!("the pin directory could not be read: {e}"),
+    };
+    match FastPath::load(dir) {
+        Ok(fp) => {
+            let id = fp
+                .prog_id()
+                .map_err(|e| format!("eBPF fast path off: {e}"))?;
+            tracing::info!(
+                dir = %dir.display(),
+                "eBPF fast path: loaded (id {id}; {not_used})"
+            );
+            Ok(fp)
+        }
+        Err(e) => Err(off_message(&e, dir, &not_used)),
+    }
+}
+
+/// The `eBPF fast path off: ...` line; when only a privileged process can
+/// load the program, it names the step that does.
+fn off_message(e: &ferry_ebpf::EbpfError, dir: &Path, not_used: &str) -> String {
+    if !e.needs_cap_sys_admin() {
+        return format!("eBPF fast path off: {e}");
+    }
+    format!(
+        "eBPF fast path off: {e}; and {} holds no program of this build ({not_used}): `ferryd \
+         prepare` (privileged: the manifests' init container) loads and pins it there for \
+         ferryd, with the same --bpf-dir",
+        dir.display()
+    )
 }
 
 /// What `status` shows of the fast path, read back from the kernel.
@@ -256,6 +313,28 @@ mod tests {
         assert_eq!(
             a.apply(&plan, true),
             Err("eBPF fast path off: no BTF".into())
+        );
+    }
+
+    #[test]
+    fn the_off_line_names_prepare_only_when_prepare_would_help() {
+        let dir = Path::new("/sys/fs/bpf/ferry");
+        let denied = ferry_ebpf::EbpfError::ModuleBtfDenied {
+            module: "nf_conntrack".into(),
+        };
+        let line = off_message(&denied, dir, "no program pinned");
+        assert!(line.starts_with("eBPF fast path off: "), "{line}");
+        assert!(line.contains("CAP_SYS_ADMIN"), "{line}");
+        assert!(
+            line.contains("/sys/fs/bpf/ferry holds no program of this build (no program pinned)"),
+            "{line}"
+        );
+        assert!(line.contains("`ferryd prepare`"), "{line}");
+        let old = ferry_ebpf::EbpfError::Unsupported("Linux 5.15 is older than 6.1".into());
+        let line = off_message(&old, dir, "no program pinned");
+        assert_eq!(
+            line,
+            "eBPF fast path off: eBPF fast path unsupported by this kernel: Linux 5.15 is older than 6.1"
         );
     }
 

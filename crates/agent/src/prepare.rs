@@ -9,14 +9,24 @@
 //!    ferryd's containers, started after, see it); only with the fast path
 //!    on and `--bpf-dir` below it. Failing is not fatal: ferryd then logs
 //!    `eBPF fast path off: ...` once and works without it;
-//! 2. `net.ipv4.ip_forward=1` (what kubeadm's preflight asks of the node
+//! 2. the eBPF fast path, loaded and pinned in `--bpf-dir` with its maps
+//!    (ferryd's own load, [`crate::fast_path::load`]), when the fast path
+//!    is on and the bpf file system is there: where `nf_conntrack` is a
+//!    module (Debian's and Ubuntu's stock kernels), calling its kfuncs
+//!    takes the module's BTF, which the kernel hands only to
+//!    `CAP_SYS_ADMIN`; ferryd, with `NET_ADMIN` and `BPF` only, then uses
+//!    this pinned program (it is this build's). Failing is not fatal
+//!    either: ferryd tries to load it itself;
+//! 3. `net.ipv4.ip_forward=1` (what kubeadm's preflight asks of the node
 //!    anyway), and `net.ipv6.conf.all.forwarding=1` only when this Node
 //!    has an IPv6 podCIDR (turning it on elsewhere would stop the node
 //!    accepting router advertisements). The Node is read from the API for
 //!    at most [`PODCIDR_WAIT`]; without it IPv6 is left as it is (and
 //!    ferryd reports it, should it be needed).
 //!
-//! Idempotent: what is already so is left alone.
+//! Idempotent: what is already so is left alone, but for the program: a
+//! fresh one replaces the pin on every run (over the same pinned maps, so
+//! the CIDRs, the exclusions and the counters stay).
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,6 +51,10 @@ pub struct Prepared {
     pub bpffs_mounted: bool,
     /// Why the bpf file system is not there, when it is not.
     pub bpffs_missing: Option<String>,
+    /// The id of the fast-path program loaded and pinned.
+    pub fast_path: Option<u32>,
+    /// Why it was not, when it was to be.
+    pub fast_path_error: Option<String>,
     /// The sysctls turned on (they were off).
     pub sysctls: Vec<&'static str>,
 }
@@ -59,6 +73,18 @@ pub async fn run(o: &Opts) -> Result<Prepared, AgentError> {
             Err(e) => {
                 tracing::warn!(error = %e, "no bpf file system: the eBPF fast path will be off");
                 done.bpffs_missing = Some(e.to_string());
+            }
+        }
+    }
+    if o.fast_path && done.bpffs_missing.is_none() {
+        match crate::fast_path::load(&o.bpf_dir).and_then(|fp| fp.prog_id()) {
+            Ok(id) => {
+                tracing::info!(dir = %o.bpf_dir.display(), "eBPF fast path program loaded and pinned (id {id})");
+                done.fast_path = Some(id);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "eBPF fast path not loaded here: ferryd tries itself");
+                done.fast_path_error = Some(e.to_string());
             }
         }
     }

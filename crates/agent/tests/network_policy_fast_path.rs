@@ -14,39 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::policy::{connects, expect, put_namespace, put_pod, put_policy, serve};
-use common::{wait_for, Lab};
+use common::{wait_for, BpfFs, Lab};
 use ferry_apiserver::Kind;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A bpf file system of the test's own (outside /sys, which `ip netns
-/// exec` replaces), so ferryd and the plugin share the pins; unmounted
-/// and removed on drop, after the lab (declare it first).
-struct BpfFs(PathBuf);
-
-impl BpfFs {
-    fn new(tag: &str) -> BpfFs {
-        let dir = PathBuf::from(format!("/run/ferry-test-bpf-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        nix::mount::mount(
-            Some("bpf"),
-            &dir,
-            Some("bpf"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .expect("mount a bpf file system");
-        BpfFs(dir)
-    }
-}
-
-impl Drop for BpfFs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 fn pins(lab: &Lab) -> PathBuf {
     lab.nodes[0].bpf_dir()

@@ -32,7 +32,8 @@ pub const AGENT_MEMORY: (&str, &str) = ("32Mi", "100Mi");
 /// and resync.
 pub const AGENT_FRR_MEMORY: (&str, &str) = ("64Mi", "200Mi");
 pub const AGENT_CPU_REQUEST: &str = "25m";
-/// `ferryd prepare`: a mount, two sysctls, one GET of its Node.
+/// `ferryd prepare`: a mount, the fast path's load (vmlinux's BTF read
+/// and parsed, as ferryd does), two sysctls, one GET of its Node.
 pub const PREPARE_MEMORY: (&str, &str) = ("16Mi", "64Mi");
 
 /// `NODE_NAME` from the downward API.
@@ -118,7 +119,10 @@ pub fn host_mounts() -> Vec<VolumeMount> {
 /// The `prepare` init container: `ferryd prepare`, privileged (the only
 /// container that is), with nothing but the host's `/sys/fs/bpf`, mounted
 /// `Bidirectional` so that the bpf file system it mounts there is the
-/// host's. It mounts it when it is missing, and turns forwarding on.
+/// host's. It mounts it when it is missing, loads the eBPF fast path and
+/// pins it in `--bpf-dir` (the same as ferryd's: [`fast_path_env`]) for
+/// ferryd, which may lack the privilege to load it (`CAP_SYS_ADMIN`, where
+/// `nf_conntrack` is a module), and turns forwarding on.
 pub fn prepare_container(routing: Routing, images: &Images) -> Container {
     let (bpf_volume, _) = host_dirs()
         .into_iter()
@@ -130,7 +134,7 @@ pub fn prepare_container(routing: Routing, images: &Images) -> Container {
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(ferryd_command()),
         args: Some(vec!["prepare".into()]),
-        env: Some(vec![node_name_env()]),
+        env: Some([vec![node_name_env()], fast_path_env()].concat()),
         volume_mounts: Some(vec![VolumeMount {
             mount_propagation: Some("Bidirectional".into()),
             ..mount(bpf_volume, BPF_FS, false)
@@ -197,7 +201,9 @@ pub fn daemonset_of(name: &str, spec: PodSpec) -> DaemonSet {
 /// ferryd's privileges. Netlink (links, addresses, routes, tc filters) and
 /// nftables need `NET_ADMIN`; the eBPF fast path (its maps, the program,
 /// the conntrack kfuncs it calls) needs `BPF` (Linux 5.8 and later), and
-/// no `SYS_ADMIN`: `prepare` mounted the bpf file system on the host.
+/// no `SYS_ADMIN`: `prepare` mounted the bpf file system on the host, and
+/// loaded and pinned the program (where `nf_conntrack` is a module only
+/// `SYS_ADMIN` can load it; ferryd uses that pin when it is its build's).
 /// `/proc/sys` stays read-only (ferryd only reads `ip_forward`, which
 /// `prepare` turned on; should it be off, ferryd reports it on the Node). With ospf/bgp, ferryd
 /// hands `frr.conf` to FRR's user (CHOWN) and `vtysh`/`frr-reload.py` use
@@ -239,8 +245,20 @@ pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
             },
         ),
     ];
+    out.extend(fast_path_env());
     out.extend(frr::agent_env(routing));
     out
+}
+
+/// The fast path's settings, spelled out in `prepare` and in the agent's
+/// containers alike: `prepare` loads the program and pins it in
+/// `--bpf-dir` for `ferryd run` (which cannot load it itself where
+/// `nf_conntrack` is a module), so both must name the same directory.
+pub fn fast_path_env() -> Vec<EnvVar> {
+    vec![
+        env(&env_of("fast-path"), "true"),
+        env(&env_of("bpf-dir"), &default_of("bpf-dir")),
+    ]
 }
 
 pub fn ferryd_command() -> Vec<String> {

@@ -57,11 +57,22 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
     let lab = Lab::new("ctr", true);
     let sb = lab.sandbox();
 
-    // The privileged init container: the bpf file system, forwarding.
+    // The privileged init container: the bpf file system, the fast path
+    // loaded and pinned for ferryd, forwarding.
     let (spec, prepare) = container("ferry.yaml", "prepare");
     let mut run = sb.start(&spec, &prepare, None);
     assert!(run.wait(LIMIT).success(), "prepare failed:\n{}", run.log());
     assert!(run.log().contains("bpf file system"), "{}", run.log());
+    let prepared = pin_dir(&sb, &spec, &prepare);
+    let prepared_id = ferry_ebpf::open_prog(&prepared)
+        .unwrap()
+        .map(|p| ferry_ebpf::prog_id(std::os::fd::AsFd::as_fd(&p)).unwrap());
+    assert_eq!(
+        prepared_id.is_some(),
+        kernel_runs_fast_path(prepared.parent().unwrap()),
+        "prepare pins the fast path whenever the kernel runs it:\n{}",
+        run.log()
+    );
 
     // The init container: configures the node, marks it, exits.
     let (spec, install) = container("ferry.yaml", "install");
@@ -100,9 +111,15 @@ fn direct_mode_containers_work_with_exactly_what_the_manifests_grant() {
         json!(effective(&install, "bpf-dir").unwrap())
     );
     let pins = pin_dir(&sb, &spec, &install);
-    let fast = kernel_runs_fast_path(pins.parent().unwrap());
+    assert_eq!(pins, prepared, "install looks where prepare pinned");
+    let fast = prepared_id.is_some();
     let prog = pins.join(ferry_ebpf::PROG_PIN);
     assert_eq!(prog.exists(), fast, "fast path pinned:\n{}", run.log());
+    if let Some(id) = prepared_id {
+        // With the manifest's capabilities, install takes prepare's pin.
+        let using = format!("using the program ferryd prepare pinned (id {id})");
+        assert!(run.log().contains(&using), "{}", run.log());
+    }
     assert_eq!(
         lab.uplink_filters().contains(ferry_ebpf::PROG_NAME),
         fast,

@@ -114,6 +114,11 @@ impl CidrMaps {
         Ok(v4.zip(v6).map(|(v4, v6)| CidrMaps { v4, v6 }))
     }
 
+    /// Both maps' kernel ids.
+    pub(crate) fn ids(&self) -> [u32; 2] {
+        [self.v4.id(), self.v6.id()]
+    }
+
     pub(crate) fn fds(&self) -> (i32, i32) {
         (self.v4.raw_fd(), self.v6.raw_fd())
     }

@@ -12,6 +12,16 @@ pub enum EbpfError {
     #[error("eBPF fast path unsupported by this kernel: {0}")]
     Unsupported(String),
 
+    /// The conntrack kfuncs are in a module's BTF, whose fd the kernel
+    /// hands out only to `CAP_SYS_ADMIN`: this process cannot load the
+    /// program, a privileged one can (and pin it for this one).
+    #[error(
+        "eBPF fast path unsupported by this kernel: {module} is a module on this kernel, and \
+         calling its kfuncs takes the module's BTF, which the kernel hands out only to \
+         CAP_SYS_ADMIN (CAP_BPF is not enough)"
+    )]
+    ModuleBtfDenied { module: String },
+
     #[error("kernel BTF: {0}")]
     Btf(#[from] BtfError),
 
@@ -50,6 +60,12 @@ impl EbpfError {
     /// the plugin), not a kernel failure.
     pub fn is_map_mismatch(&self) -> bool {
         matches!(self, EbpfError::MapMismatch { .. })
+    }
+
+    /// The load needs `CAP_SYS_ADMIN` ([`EbpfError::ModuleBtfDenied`]): a
+    /// privileged process can load and pin the program for this one.
+    pub fn needs_cap_sys_admin(&self) -> bool {
+        matches!(self, EbpfError::ModuleBtfDenied { .. })
     }
 
     pub(crate) fn sys(op: &'static str) -> impl FnOnce(io::Error) -> EbpfError {

@@ -22,30 +22,33 @@ use crate::cidrs::{self, CidrMaps};
 
 use crate::error::EbpfError;
 use crate::map::{Map, MapShape, MAP_TYPE_HASH, MAP_TYPE_PERCPU_ARRAY};
+use crate::pinned::prog_name;
 use crate::program::{self, Refs, STATS};
 use crate::{kfuncs, sys};
 
-const PROG_TYPE_SCHED_CLS: u32 = 3;
+pub(crate) const PROG_TYPE_SCHED_CLS: u32 = 3;
 
 /// The pinned program's file name in the pin directory.
 pub const PROG_PIN: &str = "prog";
-const PODS_PIN: &str = "pods_v1";
+pub(crate) const PODS_PIN: &str = "pods_v1";
 /// ifindex → 1.
-const PODS: MapShape = MapShape {
+pub(crate) const PODS: MapShape = MapShape {
     map_type: MAP_TYPE_HASH,
     key_size: 4,
     value_size: 4,
 };
 /// Counter index → per-CPU u64.
-const STATS_SHAPE: MapShape = MapShape {
+pub(crate) const STATS_SHAPE: MapShape = MapShape {
     map_type: MAP_TYPE_PERCPU_ARRAY,
     key_size: 4,
     value_size: 8,
 };
 /// Pods per node the map holds at most (kubelet's default limit is 110).
 const MAX_PODS: u32 = 65536;
-const STATS_PIN: &str = "stats_v1";
-/// The name the program has in the kernel (`bpftool prog`, `tc filter`).
+pub(crate) const STATS_PIN: &str = "stats_v1";
+/// The name of the tc filters running the program (`tc filter show`).
+/// The program's own name in the kernel (`bpftool prog`) is this build's
+/// identity: [`crate::prog_name`].
 pub const PROG_NAME: &str = "ferry_fast";
 
 /// Counters since the maps were made, summed over CPUs.
@@ -59,16 +62,16 @@ pub struct Stats {
 /// The loaded program and its maps.
 #[derive(Debug)]
 pub struct FastPath {
-    prog: OwnedFd,
-    cidrs: CidrMaps,
-    pods: PodIfaces,
-    stats: Map,
+    pub(crate) prog: OwnedFd,
+    pub(crate) cidrs: CidrMaps,
+    pub(crate) pods: PodIfaces,
+    pub(crate) stats: Map,
 }
 
 /// The map of pods' host veths: the plugin adds each new one, removes it
 /// at DEL; ferryd's resync drops entries of interfaces that are gone.
 #[derive(Debug)]
-pub struct PodIfaces(Map);
+pub struct PodIfaces(pub(crate) Map);
 
 impl PodIfaces {
     /// Opens the pinned map in `dir`; `Ok(None)` when there is none, and
@@ -100,7 +103,9 @@ impl PodIfaces {
 impl FastPath {
     /// Loads the program (reusing the maps pinned in `dir`, or making and
     /// pinning new ones) and pins it as `dir/prog`, replacing an older one
-    /// atomically. `dir` must be on a bpf file system; it is created.
+    /// atomically. `dir` must be on a bpf file system; it is created. The
+    /// program is named [`crate::prog_name`] (this build's identity, which
+    /// [`FastPath::open_pinned`] checks).
     pub fn load(dir: &Path) -> Result<FastPath, EbpfError> {
         // The module BTF fds in `_module_btfs` stay open until the load.
         let (kfuncs, fd_array, _module_btfs) = kfuncs::resolve()?;
@@ -116,7 +121,7 @@ impl FastPath {
             ct_lookup: kfuncs[0],
             ct_release: kfuncs[1],
         });
-        let prog = sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", PROG_NAME, &fd_array)
+        let prog = sys::prog_load(PROG_TYPE_SCHED_CLS, &insns, "GPL", prog_name(), &fd_array)
             .map_err(|(source, log)| EbpfError::Load {
                 source,
                 log: tail(&log, 20),

@@ -100,10 +100,9 @@ pub fn resolve() -> Result<Resolved, EbpfError> {
 /// (`CAP_BPF` is not enough), so a kfunc in a module cannot be called.
 fn module_btf_error(module: &str, e: std::io::Error) -> EbpfError {
     if e.raw_os_error() == Some(libc::EPERM) {
-        return EbpfError::Unsupported(format!(
-            "{module} is a module on this kernel, and calling its kfuncs takes the module's \
-             BTF, which the kernel hands out only to CAP_SYS_ADMIN (CAP_BPF is not enough)"
-        ));
+        return EbpfError::ModuleBtfDenied {
+            module: module.into(),
+        };
     }
     EbpfError::Sys {
         op: "BPF_BTF_GET_FD_BY_ID",
@@ -146,6 +145,10 @@ mod tests {
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     }
 
+    fn eperm_again() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EPERM)
+    }
+
     #[test]
     fn without_cap_sys_admin_a_module_kfunc_is_unsupported() {
         let eperm = std::io::Error::from_raw_os_error(libc::EPERM);
@@ -154,6 +157,7 @@ mod tests {
             e.contains("unsupported") && e.contains("CAP_SYS_ADMIN"),
             "{e}"
         );
+        assert!(module_btf_error("nf_conntrack", eperm_again()).needs_cap_sys_admin());
         let other = module_btf_error("nf_conntrack", std::io::Error::other("x"));
         assert!(matches!(other, EbpfError::Sys { .. }));
     }

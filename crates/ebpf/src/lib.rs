@@ -22,6 +22,7 @@ mod fastpath;
 pub mod insn;
 pub mod kfuncs;
 mod map;
+mod pinned;
 pub mod program;
 mod sys;
 
@@ -31,3 +32,6 @@ pub use fastpath::{
     FastPath, PodIfaces, Stats, PROG_NAME, PROG_PIN,
 };
 pub use map::MapShape;
+#[cfg(feature = "testing")]
+pub use pinned::pin_stand_in;
+pub use pinned::{prog_name, Pinned};

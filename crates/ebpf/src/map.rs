@@ -133,6 +133,11 @@ impl Map {
         self.fd.as_fd()
     }
 
+    /// The map's kernel id.
+    pub(crate) fn id(&self) -> u32 {
+        self.info.id
+    }
+
     pub(crate) fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

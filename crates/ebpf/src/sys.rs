@@ -70,9 +70,9 @@ fn call(cmd: libc::c_int, attr: &mut Attr) -> io::Result<libc::c_long> {
         // SAFETY: `attr` is a valid, writable, ATTR_LEN-byte block that
         // outlives the call; the pointers stored in it (instructions,
         // license, log buffer, fd array, keys, values, paths, info structs
-        // and the name buffer an info struct points to) were taken from
-        // borrows the caller holds across this call, and every length
-        // stored beside a buffer is that buffer's own length.
+        // and the name or map id buffer an info struct points to) were
+        // taken from borrows the caller holds across this call, and every
+        // length or count stored beside a buffer is that buffer's own.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -235,10 +235,66 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(u32, [u8; 8])> {
     Ok((id, tag))
 }
 
+/// What the kernel says about a program: its id, its name and the ids of
+/// the maps it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    pub id: u32,
+    pub name: String,
+    pub map_ids: Vec<u32>,
+}
+
+/// `struct bpf_prog_info` up to and including `name[16]`.
+const PROG_INFO_LEN: usize = 80;
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program, twice: once for its name and
+/// how many maps it uses, then with a buffer of that many map ids (the
+/// kernel writes at most the count it is given, and says how many there
+/// are).
+pub fn prog_info_full(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
+    // struct bpf_prog_info: id u32 @4, nr_map_ids u32 @52, map_ids u64
+    // @56, name[16] @64.
+    let get = |info: &mut [u8; PROG_INFO_LEN]| -> io::Result<()> {
+        let mut a = Attr::new();
+        a.u32(0, fd_u32(fd))
+            .u32(4, PROG_INFO_LEN as u32)
+            .ptr(8, info.as_mut_ptr());
+        call(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+        let filled = a.get_u32(4) as usize;
+        if filled < PROG_INFO_LEN {
+            return Err(io::Error::other(format!(
+                "the kernel described the program in {filled} bytes"
+            )));
+        }
+        Ok(())
+    };
+    let at = |info: &[u8; PROG_INFO_LEN], off: usize| {
+        u32::from_ne_bytes(info[off..off + 4].try_into().expect("4 bytes"))
+    };
+    let mut info = [0u8; PROG_INFO_LEN];
+    get(&mut info)?;
+    let id = at(&info, 4);
+    let name = &info[64..80];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let name = String::from_utf8_lossy(&name[..end]).into_owned();
+    let mut map_ids = vec![0u32; at(&info, 52) as usize];
+    if !map_ids.is_empty() {
+        let mut info = [0u8; PROG_INFO_LEN];
+        info[52..56].copy_from_slice(&(map_ids.len() as u32).to_ne_bytes());
+        info[56..64].copy_from_slice(&(map_ids.as_mut_ptr() as usize as u64).to_ne_bytes());
+        get(&mut info)?;
+        // A map bound since the first call is not in the buffer; report
+        // the ids written, at most as many as there are.
+        map_ids.truncate(at(&info, 52) as usize);
+    }
+    Ok(ProgInfo { id, name, map_ids })
+}
+
 /// What the kernel says about a map (the leading fields of
 /// `struct bpf_map_info`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapInfo {
+    pub id: u32,
     pub map_type: u32,
     pub key_size: u32,
     pub value_size: u32,
@@ -265,6 +321,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
     }
     let at = |off: usize| u32::from_ne_bytes(info[off..off + 4].try_into().expect("4 bytes"));
     Ok(MapInfo {
+        id: at(4),
         map_type: at(0),
         key_size: at(8),
         value_size: at(12),

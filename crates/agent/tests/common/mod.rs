@@ -51,6 +51,34 @@ pub fn node_object(name: &str, ips: &[&str], cidrs: &[&str]) -> Node {
     serde_json::from_value(v).unwrap()
 }
 
+/// A bpf file system of the test's own (outside /sys, which `ip netns
+/// exec` replaces), so ferryd and the plugin share the pins; unmounted
+/// and removed on drop, after the lab (declare it first).
+pub struct BpfFs(pub PathBuf);
+
+impl BpfFs {
+    pub fn new(tag: &str) -> BpfFs {
+        let dir = PathBuf::from(format!("/run/ferry-test-bpf-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        nix::mount::mount(
+            Some("bpf"),
+            &dir,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount a bpf file system");
+        BpfFs(dir)
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// The lab: switch/router netns, nodes, the API server.
 pub struct Lab {
     pub prefix: String,
@@ -176,6 +204,7 @@ impl Lab {
             flags: Vec::new(),
             pods: Vec::new(),
             bpf_root: "/sys/fs/bpf".into(),
+            wrapper: Vec::new(),
         }
     }
 

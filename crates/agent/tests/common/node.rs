@@ -32,6 +32,10 @@ pub struct LabNode {
     /// run from the test, sees no pins), or a bpf file system the test
     /// mounted elsewhere, shared by ferryd and the plugin.
     pub bpf_root: PathBuf,
+    /// A command `ferryd run` is started under, between `ip netns exec`
+    /// and ferryd (e.g. `setpriv` with the manifests' capabilities); it
+    /// must exec ferryd.
+    pub wrapper: Vec<String>,
 }
 
 impl LabNode {
@@ -183,7 +187,9 @@ impl LabNode {
             .open(self.dir.join("ferryd.log"))
             .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, FERRYD, "run"])
+            .args(["netns", "exec", &self.ns])
+            .args(&self.wrapper)
+            .args([FERRYD, "run"])
             .args(self.args(kubeconfig))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
