@@ -10,13 +10,14 @@
 //!    on and `--bpf-dir` below it. Failing is not fatal: ferryd then logs
 //!    `eBPF fast path off: ...` once and works without it;
 //! 2. the eBPF fast path, loaded and pinned in `--bpf-dir` with its maps
-//!    (ferryd's own load, [`crate::fast_path::load`]), when the fast path
+//!    (ferryd's own load, `fast_path::load`), when the fast path
 //!    is on and the bpf file system is there: where `nf_conntrack` is a
 //!    module (Debian's and Ubuntu's stock kernels), calling its kfuncs
 //!    takes the module's BTF, which the kernel hands only to
 //!    `CAP_SYS_ADMIN`; ferryd, with `NET_ADMIN` and `BPF` only, then uses
-//!    this pinned program (it is this build's). Failing is not fatal
-//!    either: ferryd tries to load it itself;
+//!    this pinned program (it is this build's). `nf_conntrack` is loaded
+//!    first when it is a module not loaded yet (`load_conntrack`).
+//!    Failing is not fatal either: ferryd tries to load it itself;
 //! 3. `net.ipv4.ip_forward=1` (what kubeadm's preflight asks of the node
 //!    anyway), and `net.ipv6.conf.all.forwarding=1` only when this Node
 //!    has an IPv6 podCIDR (turning it on elsewhere would stop the node
@@ -77,6 +78,11 @@ pub async fn run(o: &Opts) -> Result<Prepared, AgentError> {
         }
     }
     if o.fast_path && done.bpffs_missing.is_none() {
+        match load_conntrack(Path::new(CONNTRACK_SYSFS)) {
+            Ok(true) => tracing::info!("nf_conntrack loaded (for the fast path's kfuncs)"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not have nf_conntrack loaded"),
+        }
         match crate::fast_path::load(&o.bpf_dir).and_then(|fp| fp.prog_id()) {
             Ok(id) => {
                 tracing::info!(dir = %o.bpf_dir.display(), "eBPF fast path program loaded and pinned (id {id})");
@@ -109,6 +115,33 @@ pub async fn run(o: &Opts) -> Result<Prepared, AgentError> {
     Ok(done)
 }
 
+/// Where `nf_conntrack` shows once it is loaded (or built in: it has
+/// parameters).
+const CONNTRACK_SYSFS: &str = "/sys/module/nf_conntrack";
+/// The throwaway table [`load_conntrack`] makes and deletes.
+const CONNTRACK_TABLE: &str = "ferry-prepare";
+
+/// Has the kernel load `nf_conntrack` when it is a module not loaded yet
+/// (`sysfs`, its `/sys/module` directory, is missing): where it is a
+/// module, the conntrack kfuncs are in its BTF only once it is loaded, and
+/// `prepare` may run before anything on the node (kubelet's rules, ferryd's
+/// masquerade table) loaded it. A NAT chain does it, as ferryd's
+/// masquerade table would (nf_tables loads `nft_chain_nat`, which needs
+/// `nf_nat` and `nf_conntrack`), in a table deleted right after. Returns
+/// whether it had to.
+fn load_conntrack(sysfs: &Path) -> Result<bool, ferry_nft::NftError> {
+    if sysfs.exists() {
+        return Ok(false);
+    }
+    ferry_nft::apply(&ferry_nft::MasqueradeTable {
+        name: CONNTRACK_TABLE.into(),
+        cluster_cidrs: Vec::new(),
+        out_ifname: "lo".into(),
+    })?;
+    ferry_nft::delete_table(CONNTRACK_TABLE)?;
+    Ok(true)
+}
+
 /// This Node's podCIDRs, waiting up to [`PODCIDR_WAIT`] for some.
 async fn own_pod_cidrs(o: &Opts) -> Result<Vec<IpNet>, AgentError> {
     let name = o
@@ -136,5 +169,39 @@ async fn own_pod_cidrs(o: &Opts) -> Result<Vec<IpNet>, AgentError> {
             };
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conntrack_is_left_alone_when_loaded_and_the_probe_table_goes() {
+        // In a netns of its own (nf_tables is per netns; the module is
+        // not): the NAT chain is made and the table deleted, nothing left.
+        let name = ferry_testkit::unique("prepct");
+        let path = ferry_netns::create_named(&name).unwrap();
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = ferry_netns::delete_named(&self.0);
+            }
+        }
+        let _gone = Gone(name);
+        let ns = ferry_netns::NetNs::open(&path).unwrap();
+        let (here, missing, left) = ns
+            .run(|| {
+                (
+                    load_conntrack(Path::new("/sys")),
+                    load_conntrack(Path::new("/nonexistent/nf_conntrack")),
+                    ferry_nft::read_table(CONNTRACK_TABLE),
+                )
+            })
+            .unwrap();
+        assert!(!here.unwrap(), "already there: nothing done");
+        assert!(missing.unwrap(), "the probe table made and deleted");
+        assert!(left.unwrap().is_none(), "no table left");
+        assert!(Path::new(CONNTRACK_SYSFS).exists(), "loaded (or built in)");
     }
 }
