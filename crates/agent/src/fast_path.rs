@@ -172,11 +172,18 @@ impl FastPathAgent {
 /// bpf file system first when `dir` is below `/sys/fs/bpf`: ferryd's load,
 /// and `ferryd prepare`'s (which pins it for a ferryd that cannot load).
 pub(crate) fn load(dir: &Path) -> Result<FastPath, ferry_ebpf::EbpfError> {
+    mount_bpffs(dir)?;
+    FastPath::load(dir)
+}
+
+/// Mounts the bpf file system on `/sys/fs/bpf` when `dir` is below it and
+/// it is not there.
+fn mount_bpffs(dir: &Path) -> Result<(), ferry_ebpf::EbpfError> {
     let bpffs = Path::new("/sys/fs/bpf");
     if dir.starts_with(bpffs) {
         ferry_ebpf::ensure_bpffs(bpffs)?;
     }
-    FastPath::load(dir)
+    Ok(())
 }
 
 /// ferryd's program: the one pinned in `dir` when it is this build's
@@ -185,10 +192,7 @@ pub(crate) fn load(dir: &Path) -> Result<FastPath, ferry_ebpf::EbpfError> {
 /// are kept either way). Says which in one log line; the error is the
 /// `eBPF fast path off: ...` line to report.
 fn acquire(dir: &Path) -> Result<FastPath, String> {
-    let bpffs = Path::new("/sys/fs/bpf");
-    if dir.starts_with(bpffs) {
-        ferry_ebpf::ensure_bpffs(bpffs).map_err(|e| format!("eBPF fast path off: {e}"))?;
-    }
+    mount_bpffs(dir).map_err(|e| format!("eBPF fast path off: {e}"))?;
     let not_used = match FastPath::open_pinned(dir) {
         Ok(Pinned::Usable(fp)) => {
             let id = fp
