@@ -101,15 +101,18 @@ fn listen(
             Ok(Received::Overrun) => true,
             Err(e) => return e,
         };
+        // One lock at a time: the state's, then the view's.
+        let policies: Vec<Option<Vec<String>>> = {
+            let st = shared.state();
+            let of = |d: &Dropped| st.groups.get(&d.prefix).map(|g| policy_names(g));
+            drops.iter().map(of).collect()
+        };
         let lines: Vec<String> = {
             let v = view.lock().unwrap_or_else(|e| e.into_inner());
-            let st = shared.state();
             drops
                 .iter()
-                .map(|d| {
-                    let policies = st.groups.get(&d.prefix).map(|g| policy_names(g));
-                    describe(&v, &d.prefix, d.packet.as_ref(), policies)
-                })
+                .zip(policies)
+                .map(|(d, p)| describe(&v, &d.prefix, d.packet.as_ref(), p))
                 .collect()
         };
         for line in &lines {
