@@ -15,7 +15,8 @@
 //! retransmits its SYN: a few lines a second at most). Messages the rate
 //! limit holds back are not counted here (the drop counters count every
 //! drop); messages lost on the way (the socket's buffer full) are, from
-//! the gaps in NFLOG's sequence numbers.
+//! the gaps in NFLOG's sequence numbers (the lost ones keep theirs: the
+//! next message received shows the gap).
 
 pub mod nflog;
 pub mod packet;
