@@ -58,7 +58,11 @@ pub fn spawn(log: DropLog, view: Arc<Mutex<View>>, shared: Arc<PolicyShared>) {
         .spawn(move || loop {
             match Listener::open(log.group, WAKE) {
                 Ok(l) => {
-                    tracing::info!(group = log.group, "policy drop log: listening to NFLOG");
+                    tracing::info!(
+                        group = log.group,
+                        rcvbuf = l.rcvbuf(),
+                        "policy drop log: listening to NFLOG"
+                    );
                     let e = listen(l, &view, &shared);
                     tracing::warn!(error = %e, "policy drop log: NFLOG receive failed; binding again");
                 }

@@ -148,6 +148,7 @@ pub enum Received {
 /// A bound NFLOG group, in the network namespace of the opening thread.
 pub struct Listener {
     sock: Socket<Netfilter>,
+    rcvbuf: usize,
 }
 
 impl Listener {
@@ -155,7 +156,7 @@ impl Listener {
     /// receives wake up at least every `wake` to let the caller look up.
     pub fn open(group: u16, wake: std::time::Duration) -> Result<Listener, EngineError> {
         let mut sock = Socket::<Netfilter>::open()?;
-        sock.set_recv_buffer(RCVBUF)?;
+        let rcvbuf = sock.set_recv_buffer(RCVBUF)?;
         sock.set_recv_timeout(wake)?;
         for attrs in config_steps() {
             sock.request(
@@ -163,7 +164,12 @@ impl Listener {
                 |_| Ok(()),
             )?;
         }
-        Ok(Listener { sock })
+        Ok(Listener { sock, rcvbuf })
+    }
+
+    /// The socket's receive buffer, as the kernel set it.
+    pub fn rcvbuf(&self) -> usize {
+        self.rcvbuf
     }
 
     /// Waits for the next datagram and hands each packet in it to `f`.
