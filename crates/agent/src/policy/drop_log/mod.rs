@@ -7,12 +7,13 @@
 //! from the policy view and the policies from the installed ruleset:
 //!
 //! ```text
-//! policy drop direction=ingress src=default/client (10.244.0.3:40302) dst=default/web (10.244.0.2:8080) proto=tcp policies=[default/web-from-web]
+//! policy drop direction=ingress src=default/other (10.244.0.4:35244) dst=default/web (10.244.0.2:8080) proto=tcp policies=[default/web-from-clients]
 //! ```
 //!
 //! Only first packets of connections reach a drop (replies are accepted
-//! before), so a line is about one denied connection attempt (TCP
-//! retransmits its SYN: a few lines a second at most). Messages the rate
+//! before), so a line is about one denied connection attempt (a TCP
+//! client that waits retransmits its SYN, each a line; a denied UDP flow
+//! never gets a reply, so each of its datagrams is). Messages the rate
 //! limit holds back are not counted here (the drop counters count every
 //! drop); messages lost on the way (the socket's buffer full) are, from
 //! the gaps in NFLOG's sequence numbers (the lost ones keep theirs: the
