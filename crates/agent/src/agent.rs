@@ -78,10 +78,13 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         shared.clone(),
         Duration::from_secs(2),
     )));
-    let policy = Arc::new(policy::PolicyShared::new(
-        (opts.fast_path && opts.network_policy).then(|| opts.bpf_dir.clone()),
-        opts.network_policy.then(|| opts.policy_dir.clone()),
-    ));
+    let policy = Arc::new(
+        policy::PolicyShared::new(
+            (opts.fast_path && opts.network_policy).then(|| opts.bpf_dir.clone()),
+            opts.network_policy.then(|| opts.policy_dir.clone()),
+        )
+        .with_drop_log(opts.policy_log.then(ferry_netpol::DropLog::default)),
+    );
     // `install` (once) leaves policy to the agent that follows it.
     if !once && opts.network_policy {
         metrics.set_policy(policy.clone());

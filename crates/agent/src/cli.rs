@@ -223,6 +223,14 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_NETWORK_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
     pub network_policy: bool,
 
+    /// Log each connection attempt a NetworkPolicy drops (INFO, target
+    /// `ferry::policy::drop`, with pod and policy names), through NFLOG
+    /// group 33779, at most 100 a second (bursts of 20) per group of
+    /// policies; drops stay counted either way. A change takes effect when
+    /// ferryd starts (its first sync replaces the table).
+    #[arg(long, global = true, env = "FERRY_POLICY_LOG", default_value_t = false, action = clap::ArgAction::Set)]
+    pub policy_log: bool,
+
     /// Where the plugin announces new pods to the policy controller (and
     /// waits for its answer), so that policy holds from a pod's first
     /// packet; written into the conflist as `policyDir`.

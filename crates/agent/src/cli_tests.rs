@@ -21,6 +21,7 @@ fn defaults() {
     assert_eq!(o.mtu, None);
     assert_eq!(o.cni_version, "1.0.0");
     assert!(o.ipam_gc);
+    assert!(!o.policy_log, "the drop log is opt-in");
     assert_eq!(o.cri_socket, None);
     assert_eq!(o.ipam_gc_grace, Duration::from_secs(120));
     assert_eq!(o.ipam_gc_interval, Duration::from_secs(300));
@@ -167,6 +168,7 @@ fn flags_from_environment() {
         .env("FERRY_CNI_CONF_DIR", "/tmp/conf")
         .env("FERRY_RESYNC_INTERVAL", "5m")
         .env("FERRY_MTU", "1400")
+        .env("FERRY_POLICY_LOG", "true")
         .env("FERRY_METRICS_ADDR", "0.0.0.0:9000")
         .env_remove("FERRY_NODE_NAME")
         .env("NODE_NAME", "node-b")
@@ -189,6 +191,8 @@ fn env_child() {
     assert_eq!(o.cni_conf_dir, PathBuf::from("/tmp/conf"));
     assert_eq!(o.resync_interval, Duration::from_secs(300));
     assert_eq!(o.mtu, Some(1400));
+    assert!(o.policy_log);
+    assert!(!parse(&["--policy-log=false"]).unwrap().opts.policy_log);
     assert_eq!(o.metrics_addr, "0.0.0.0:9000".parse().unwrap());
     assert_eq!(o.node_name(), Some("node-b".to_string()));
     // A flag beats its environment variable.

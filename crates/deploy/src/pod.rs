@@ -234,6 +234,10 @@ pub fn agent_env(routing: Routing) -> Vec<EnvVar> {
         env(&env_of("routing"), &routing_name(routing)),
         // Explicit, though it is the default: the manifests say what runs.
         env(&env_of("network-policy"), "true"),
+        // Off (the default), listed so that turning the drop log on is
+        // one value to change: each dropped connection attempt logged
+        // with pod and policy names (docs/network-policy.md).
+        env(&env_of("policy-log"), "false"),
         // Explicit, so the manifest says when VXLAN may be used: only
         // where a plain route cannot reach (direct); FRR routes otherwise.
         env(

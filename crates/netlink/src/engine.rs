@@ -173,6 +173,33 @@ impl<P: Protocol> Socket<P> {
         })
     }
 
+    /// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, which needs
+    /// CAP_NET_ADMIN; else SO_RCVBUF, capped by `net.core.rmem_max`) and
+    /// returns what the kernel set (double the request: its bookkeeping).
+    /// For sockets the kernel sends to unasked (NFLOG), where a full buffer
+    /// loses messages (the next receive fails with ENOBUFS).
+    pub fn set_recv_buffer(&self, bytes: usize) -> Result<usize, EngineError> {
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+        let err = |op| {
+            move |e: nix::Error| EngineError::Socket {
+                op,
+                source: e.into(),
+            }
+        };
+        if setsockopt(&self.sock, sockopt::RcvBufForce, &bytes).is_err() {
+            setsockopt(&self.sock, sockopt::RcvBuf, &bytes)
+                .map_err(err("setsockopt(SO_RCVBUF)"))?;
+        }
+        getsockopt(&self.sock, sockopt::RcvBuf).map_err(err("getsockopt(SO_RCVBUF)"))
+    }
+
+    /// How long one blocking receive waits ([`RECV_TIMEOUT`] from
+    /// [`Socket::open`]); a listener for unasked messages wakes up this
+    /// often (its receive fails with `WouldBlock`, see [`is_timeout`]).
+    pub fn set_recv_timeout(&self, timeout: Duration) -> Result<(), EngineError> {
+        set_recv_timeout(&self.sock, timeout)
+    }
+
     /// `n` consecutive fresh sequence numbers; returns the first.
     pub fn reserve_seq(&mut self, n: u32) -> u32 {
         let first = self.seq.wrapping_add(1);
@@ -354,6 +381,11 @@ impl<P: Protocol> Socket<P> {
             }
         }
     }
+}
+
+/// A blocking receive that found nothing within the receive timeout.
+pub fn is_timeout(e: &EngineError) -> bool {
+    matches!(e, EngineError::Socket { source, .. } if source.kind() == io::ErrorKind::WouldBlock)
 }
 
 fn set_recv_timeout(sock: &netlink_sys::Socket, timeout: Duration) -> Result<(), EngineError> {

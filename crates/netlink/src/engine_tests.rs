@@ -157,3 +157,20 @@ fn request_and_dump_against_the_kernel() {
     assert!(!links.is_empty(), "at least lo");
     assert!(links.iter().all(|&len| len > NLMSG_HDR_LEN));
 }
+
+/// A listener's socket: its receive buffer as asked (the kernel doubles
+/// it), and a quiet socket's receive ends at the timeout, as a timeout.
+#[test]
+fn receive_buffer_and_timeout_of_a_listener() {
+    let mut s = Socket::<Route>::open().expect("a NETLINK_ROUTE socket");
+    let got = s.set_recv_buffer(256 * 1024).unwrap();
+    // Doubled; without CAP_NET_ADMIN capped by net.core.rmem_max (at
+    // least 208 KiB by default, doubled too).
+    assert!(got >= 256 * 1024, "{got}");
+    s.set_recv_timeout(Duration::from_millis(50)).unwrap();
+    let started = std::time::Instant::now();
+    let e = s.recv(false).map(|_| ()).unwrap_err();
+    assert!(is_timeout(&e), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!is_timeout(&EngineError::Protocol("x".into())));
+}

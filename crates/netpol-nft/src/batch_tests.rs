@@ -128,6 +128,17 @@ fn scenarios_match_nft_byte_for_byte() {
     }
 }
 
+/// Group chains with the rate-limited NFLOG rule (`--policy-log`):
+/// `limit` and `log` expressions as nft encodes them.
+#[test]
+fn drop_log_rules_match_nft_byte_for_byte() {
+    let name = scenarios::DROP_LOG_SCENARIO;
+    let rs = scenarios::with_drop_log(name);
+    assert!(ferry_netpol::render(&rs).contains(" log prefix "));
+    let hex = include_str!("testdata/nft-named_ports.drop_log.hex");
+    check_table(&rs, hex, "named_ports with drop log");
+}
+
 fn ports(list: &[(u16, u16)]) -> Vec<PortRange> {
     list.iter()
         .map(|&(start, end)| PortRange { start, end })

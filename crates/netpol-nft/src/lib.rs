@@ -31,8 +31,9 @@
 //! # Tests
 //!
 //! `src/batch_tests.rs`: our messages byte for byte against nft 1.0.6
-//! `--debug=mnl` captures (`src/testdata/`: five golden scenarios, port
-//! sets, element updates). Needing root and `nft` (they say so and pass
+//! `--debug=mnl` captures (`src/testdata/`: five golden scenarios, one
+//! of them also with the drop log's `limit` and `log`, port sets, element
+//! updates). Needing root and `nft` (they say so and pass
 //! without): `tests/kernel.rs` (every scenario of ferry-netpol written by
 //! [`replace`] lists as nft lists the rendered text loaded by nft; pod
 //! churn; counters, delete, installed_matches), `tests/dataplane.rs`

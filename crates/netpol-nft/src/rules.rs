@@ -1,4 +1,5 @@
-//! Rules: every [`Match`], named counters, verdicts and comments, encoded
+//! Rules: every [`Match`], named counters, verdicts (and the `log`
+//! statement) and comments, encoded
 //! as nft 1.0.6 encodes them (registers, the `meta nfproto` / `meta
 //! l4proto` guards nft adds in an inet table, anonymous port sets).
 
@@ -108,6 +109,16 @@ fn matches(w: &mut Writer<'_>, m: &Match, g: &mut Guards, ids: &mut SetIds, anon
             dport(w, second_reg(*family));
             lookup(w, set, ids, None);
         }
+        Match::Limit { rate, burst } => {
+            expr(w, "limit", |w| {
+                w.put(NFTA_LIMIT_RATE, &u64::from(*rate).to_be_bytes());
+                // per second
+                w.put(NFTA_LIMIT_UNIT, &1u64.to_be_bytes());
+                w.u32(NFTA_LIMIT_BURST, *burst);
+                w.u32(NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS);
+                w.u32(NFTA_LIMIT_FLAGS, 0);
+            });
+        }
         Match::Proto(p) => {
             meta(w, NFT_META_L4PROTO);
             cmp(w, NFT_CMP_EQ, &[ip_proto(*p)]);
@@ -149,6 +160,13 @@ fn verdict(w: &mut Writer<'_>, v: &Verdict, g: &mut Guards, ids: &mut SetIds) {
             nfproto(w, g, *family);
             addr(w, *family, *field, NFT_REG_1);
             lookup(w, map, ids, Some(NFT_REG_VERDICT));
+            return;
+        }
+        Verdict::Log { prefix, group } => {
+            expr(w, "log", |w| {
+                w.str(NFTA_LOG_PREFIX, prefix);
+                w.put(NFTA_LOG_GROUP, &group.to_be_bytes());
+            });
             return;
         }
     };

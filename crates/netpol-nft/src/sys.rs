@@ -70,6 +70,16 @@ pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 /// `ct state established,related`: IP_CT_ESTABLISHED (bit 1) | IP_CT_RELATED (bit 2).
 pub const CT_STATE_ESTABLISHED_RELATED: u32 = 0x2 | 0x4;
 
+// limit and log (`limit rate N/second burst B packets log prefix ".." group G`)
+pub const NFTA_LIMIT_RATE: u16 = 1;
+pub const NFTA_LIMIT_UNIT: u16 = 2;
+pub const NFTA_LIMIT_BURST: u16 = 3;
+pub const NFTA_LIMIT_TYPE: u16 = 4;
+pub const NFTA_LIMIT_FLAGS: u16 = 5;
+pub const NFT_LIMIT_PKTS: u32 = 0;
+pub const NFTA_LOG_GROUP: u16 = 1;
+pub const NFTA_LOG_PREFIX: u16 = 2;
+
 // nft datatypes (src/datatype.h) and concatenations of them
 pub const NFT_TYPE_INET_SERVICE: u32 = 13;
 pub const NFT_TYPE_BITS: u32 = 6;

@@ -137,3 +137,28 @@ fn pod_churn_is_applied_as_elements() {
         assert!(installed_matches(&new).unwrap());
     });
 }
+
+/// `--policy-log`'s group chains (limit + log rule) list as nft lists
+/// them, and the flag's change is a replace: `installed_matches` tells
+/// the two tables apart.
+#[test]
+fn drop_log_rules_list_as_nft_loads_them() {
+    if !usable() {
+        return;
+    }
+    let name = scenarios::DROP_LOG_SCENARIO;
+    let logged = scenarios::with_drop_log(name);
+    let plain = ruleset(&scenarios::policies(name));
+    let ns = Ns::new();
+    ns.run(|| replace(&logged)).unwrap();
+    let ours = ns.list(TABLE);
+    assert!(ours.contains("log prefix \"in-grp-"), "{ours}");
+    assert_eq!(normalized(&ours), normalized(&nft_listing(&logged)));
+    ns.run(|| {
+        assert!(installed_matches(&logged).unwrap());
+        assert!(!installed_matches(&plain).unwrap());
+        assert_eq!(apply(Some(&logged), &plain).unwrap(), Applied::Replaced);
+        assert!(installed_matches(&plain).unwrap());
+    });
+    assert!(!ns.list(TABLE).contains(" log "));
+}

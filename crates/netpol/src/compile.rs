@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use crate::drop_log::DropLog;
 use crate::ir::{BaseChain, Chain, Element, Field, Match, Rule, Ruleset, Set, SetKey, Verdict};
 use crate::model::{Cluster, NetworkPolicy, Pod};
 use crate::names;
@@ -20,6 +21,9 @@ pub struct Options {
     pub table: String,
     /// This node's name: only its pods are enforced here.
     pub node: String,
+    /// Log dropped connection attempts to NFLOG (`--policy-log`); `None`:
+    /// no log rule at all.
+    pub drop_log: Option<DropLog>,
 }
 
 impl Options {
@@ -28,7 +32,14 @@ impl Options {
         Options {
             table: DEFAULT_TABLE.to_string(),
             node: node.to_string(),
+            drop_log: None,
         }
+    }
+
+    /// With drops logged as `log` says.
+    pub fn with_drop_log(mut self, log: Option<DropLog>) -> Self {
+        self.drop_log = log;
+        self
     }
 }
 
@@ -139,7 +150,7 @@ pub fn compile(cluster: &Cluster, opts: &Options) -> Ruleset {
         let chains: Vec<String> = chains.into_iter().collect();
         let group = groups
             .entry((dir, chains.clone()))
-            .or_insert_with(|| group_chain(dir, &chains));
+            .or_insert_with(|| group_chain(dir, &chains, opts.drop_log.as_ref()));
         let family = Family::of(&ip);
         let jump = Element::Jump(ip, group.name.clone());
         insert(&mut rs, &dir.map(family), jump);
@@ -210,17 +221,22 @@ fn base_chain(dir: Direction) -> Chain {
     }
 }
 
-/// Jumps to each policy of a group, then counts the drop against each.
-fn group_chain(dir: Direction, chains: &[String]) -> Chain {
+/// Jumps to each policy of a group, then (with `log`, rate limited) logs
+/// the packet and counts the drop against each.
+fn group_chain(dir: Direction, chains: &[String], log: Option<&DropLog>) -> Chain {
+    let name = names::group_chain(dir.prefix(), chains);
     let mut rules: Vec<Rule> = chains
         .iter()
         .map(|c| Rule::new(vec![], Verdict::Jump(c.clone())))
         .collect();
+    if let Some(log) = log {
+        rules.push(log.rule(&name));
+    }
     let mut drop = Rule::new(vec![], Verdict::Drop);
     drop.counters = chains.to_vec();
     rules.push(drop);
     Chain {
-        name: names::group_chain(dir.prefix(), chains),
+        name,
         base: None,
         comment: None,
         rules,

@@ -278,3 +278,39 @@ fn pods_sharing_an_address_get_the_union() {
     // fd00::1 is a/web's alone.
     assert_ne!(jump_of(&rs, "ingress6", "fd00::1").unwrap(), group);
 }
+
+#[test]
+fn drop_log_adds_one_limited_log_rule_per_group_before_the_drop() {
+    let mut web = policy("a", "web", sel(&[("app", "web")]));
+    web.ingress = vec![PRule {
+        peers: vec![],
+        ports: vec![tcp(80)],
+    }];
+    let deny = policy("a", "deny", sel(&[]));
+    let mut c = cluster();
+    c.policies = vec![web, deny];
+    let plain = compile(&c, &Options::new("n1"));
+    let opts = Options::new("n1").with_drop_log(Some(crate::DropLog::default()));
+    let rs = compile(&c, &opts);
+    let g_web = jump_of(&rs, "ingress4", "10.0.0.1").unwrap();
+    assert_eq!(
+        rules(&rs, &g_web),
+        [
+            "jump in/a/deny".to_string(),
+            "jump in/a/web".to_string(),
+            format!("limit rate 100/second burst 20 packets log prefix \"{g_web}\" group 33779"),
+            "counter name \"in/a/deny\" counter name \"in/a/web\" drop".to_string(),
+        ]
+    );
+    // One rule more per group chain, nothing else changes.
+    for (a, b) in plain.chains.iter().zip(&rs.chains) {
+        let extra = usize::from(crate::drop_log::prefix_direction(&a.name).is_some());
+        assert_eq!(a.rules.len() + extra, b.rules.len(), "{}", a.name);
+    }
+    assert_eq!(plain.sets, rs.sets);
+    assert!(!crate::render(&plain).contains(" log "));
+    assert_eq!(crate::diff(&plain, &rs), crate::Diff::Ruleset);
+    let groups = crate::drop_log::group_policies(&rs);
+    assert_eq!(groups[&g_web], ["in/a/deny", "in/a/web"]);
+    assert_eq!(groups, crate::drop_log::group_policies(&plain));
+}

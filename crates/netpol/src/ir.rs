@@ -152,6 +152,8 @@ pub enum Match {
     },
     /// `meta l4proto tcp`
     Proto(Protocol),
+    /// `limit rate N/second burst B packets`: true while under the rate.
+    Limit { rate: u32, burst: u32 },
     /// `tcp dport { 80, 8000-9000 }` (ports sorted, never empty)
     Ports {
         protocol: Protocol,
@@ -170,6 +172,12 @@ pub enum Verdict {
         family: Family,
         field: Field,
         map: String,
+    },
+    /// `log prefix "<prefix>" group <group>`: the packet to NFLOG. Not
+    /// final: the packet goes on to the next rule.
+    Log {
+        prefix: String,
+        group: u16,
     },
 }
 

@@ -85,6 +85,11 @@
 //! Per-packet cost is that of the policies isolating the packet's pod, and
 //! of new connections only; it does not grow with other policies or pods.
 //!
+//! With [`Options::drop_log`] (`ferryd --policy-log`) each group chain has
+//! one more rule before its drop, `limit rate 100/second burst 20 packets
+//! log prefix "<group chain>" group 33779`: the dropped packet, rate
+//! limited, to NFLOG ([`drop_log`]); the drop itself stays unconditional.
+//!
 //! # What changes with what
 //!
 //! The shape (chains, rules, counters, set declarations) follows the
@@ -107,7 +112,8 @@
 //!
 //! [`model`] (input) · [`convert`] (from k8s-openapi) · [`selector`] ·
 //! [`resolve`] (selection, peers, named ports) · [`ranges`] (ipBlock
-//! arithmetic) · [`compile()`] (→ [`ir`]) · [`render()`] · [`diff()`].
+//! arithmetic) · [`compile()`] (→ [`ir`]) · [`drop_log`] · [`render()`] ·
+//! [`diff()`].
 //!
 //! # Tests
 //!
@@ -120,6 +126,7 @@
 pub mod compile;
 pub mod convert;
 pub mod diff;
+pub mod drop_log;
 pub mod error;
 pub mod ir;
 pub mod model;
@@ -134,6 +141,7 @@ mod testutil;
 
 pub use compile::{compile, Direction, Options, DEFAULT_TABLE};
 pub use diff::{diff, Diff, ElementChange};
+pub use drop_log::{DropLog, LOG_GROUP};
 pub use error::{ConvertError, PolicyProblem};
 pub use ir::Ruleset;
 pub use model::{

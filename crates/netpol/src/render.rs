@@ -109,6 +109,7 @@ pub fn rule(r: &Rule) -> String {
         Verdict::Vmap { family, field, map } => {
             format!("{} {} vmap @{map}", family.nft(), field.nft())
         }
+        Verdict::Log { prefix, group } => format!("log prefix {} group {group}", quote(prefix)),
     });
     if let Some(c) = &r.comment {
         parts.push(format!("comment {}", quote(c)));
@@ -133,6 +134,9 @@ fn match_text(m: &Match) -> String {
             set,
         } => format!("{} daddr . {} dport @{set}", family.nft(), protocol.nft()),
         Match::Proto(p) => format!("meta l4proto {}", p.nft()),
+        Match::Limit { rate, burst } => {
+            format!("limit rate {rate}/second burst {burst} packets")
+        }
         Match::Ports { protocol, ports } => {
             let list: Vec<String> = ports.iter().map(port_range).collect();
             if list.len() == 1 {

@@ -29,5 +29,17 @@ fn goldens() {
             failed.push(name);
         }
     }
+    let name = scenarios::DROP_LOG_SCENARIO;
+    let got = ferry_netpol::render(&scenarios::with_drop_log(name));
+    let path = dir.join(format!("{name}.drop_log.nft"));
+    if update {
+        std::fs::write(&path, &got).unwrap();
+    } else if std::fs::read_to_string(&path).ok().as_deref() != Some(got.as_str()) {
+        eprintln!(
+            "--- {name} with drop log: want {}\n--- got\n{got}",
+            path.display()
+        );
+        failed.push("drop_log");
+    }
     assert!(failed.is_empty(), "goldens differ: {failed:?}");
 }

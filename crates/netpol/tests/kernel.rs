@@ -91,8 +91,13 @@ fn every_golden_is_accepted_and_loads() {
     if !usable() {
         return;
     }
-    for (name, policies) in scenarios::all() {
-        let text = scenarios::rendered(&policies);
+    let drop_log = scenarios::DROP_LOG_SCENARIO;
+    let with_log = ferry_netpol::render(&scenarios::with_drop_log(drop_log));
+    let all = scenarios::all()
+        .into_iter()
+        .map(|(name, policies)| (name.to_string(), scenarios::rendered(&policies)))
+        .chain([(format!("{drop_log} (drop log)"), with_log)]);
+    for (name, text) in all {
         let file = write_temp(&text);
         if let Err(e) = run(&["nft", "-c", "-f", file.path().to_str().unwrap()]) {
             panic!("{name}: nft -c rejects it: {e}\n{text}");

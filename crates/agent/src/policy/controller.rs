@@ -80,6 +80,9 @@ pub async fn run<D: PolicyDataplane>(
         }
     }
     let _watches = AbortOnDrop(watches);
+    if let Some(log) = shared.drop_log {
+        super::drop_log::spawn(log, view.clone(), shared.clone());
+    }
     if let Some(dir) = shared.announce_dir.clone() {
         super::announce::spawn_watcher(dir, view.clone(), shared.clone());
     }
@@ -210,7 +213,7 @@ async fn sync_loop<D: PolicyDataplane>(
             tracing::warn!("{p}; enforced fail closed (see ferry_network_policies)");
         }
         logged = problems;
-        let opts = ferry_netpol::Options::new(&node);
+        let opts = ferry_netpol::Options::new(&node).with_drop_log(shared.drop_log);
         let (v, sh) = (view.clone(), shared.clone());
         let (result, rs_info) = worker
             .run(move |eng| {
@@ -220,7 +223,8 @@ async fn sync_loop<D: PolicyDataplane>(
                 let (cluster, announced) = lock(&v).cluster_on(&opts.node);
                 let rs = ferry_netpol::compile(&cluster, &opts);
                 drop(cluster);
-                let info = (engine::isolated(&rs), rs.counters.clone());
+                let groups = ferry_netpol::drop_log::group_policies(&rs);
+                let info = (engine::isolated(&rs), rs.counters.clone(), groups);
                 // Off the fast path before the table judges them, and only
                 // those once it does (see `fast_path`).
                 let isolated: BTreeSet<IpAddr> = info.0.values().flatten().copied().collect();
@@ -246,7 +250,7 @@ async fn sync_loop<D: PolicyDataplane>(
                     Synced::Applied(a) => Some(a),
                 };
                 st.applies.observe(Ok(applied), took);
-                (st.isolated, st.local_policies) = rs_info;
+                (st.isolated, st.local_policies, st.groups) = rs_info;
                 drop(st);
                 if failures > 0 || synced != Synced::Applied(super::Applied::Unchanged) {
                     tracing::info!(?synced, ?took, "network policy synced");

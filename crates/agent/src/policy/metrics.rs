@@ -90,6 +90,9 @@ pub fn render(s: &PolicyState, out: &mut String) {
         "# HELP {name} Time a policy sync took (compile and apply).\n# TYPE {name} summary\n{name}_sum {}\n{name}_count {}",
         a.seconds_sum, a.count
     );
+    if let Some(c) = &s.drop_log {
+        drop_log_series(c, out);
+    }
     let name = "ferry_network_policy_isolated_pods";
     let _ = writeln!(
         out,
@@ -98,6 +101,30 @@ pub fn render(s: &PolicyState, out: &mut String) {
     for (dir, addrs) in &s.isolated {
         let d = format!("{dir:?}").to_lowercase();
         let _ = writeln!(out, "{name}{{direction=\"{d}\"}} {}", addrs.len());
+    }
+}
+
+/// `--policy-log`'s series.
+fn drop_log_series(c: &super::drop_log::DropLogCounts, out: &mut String) {
+    for (name, help, v) in [
+        (
+            "ferry_policy_drop_log_lines_total",
+            "Dropped packets logged (--policy-log), one line each.",
+            c.lines,
+        ),
+        (
+            "ferry_policy_drop_log_lost_total",
+            "Drop log messages the kernel could not deliver (NFLOG sequence gaps; not those the log rule's rate limit held back).",
+            c.lost,
+        ),
+        (
+            "ferry_policy_drop_log_overruns_total",
+            "Times the drop log socket's buffer overflowed (ENOBUFS).",
+            c.overruns,
+        ),
+    ] {
+        head(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
     }
 }
 
@@ -129,5 +156,16 @@ mod tests {
         assert!(out.contains("ferry_network_policy_applies_total{result=\"replaced\"} 1\n"));
         assert!(out.contains("ferry_network_policy_applies_total{result=\"error\"} 1\n"));
         assert!(out.contains("ferry_network_policy_apply_duration_seconds_count 2\n"));
+        assert!(!out.contains("drop_log"), "no drop log series with it off");
+        s.drop_log = Some(crate::policy::drop_log::DropLogCounts {
+            lines: 3,
+            lost: 1,
+            overruns: 0,
+        });
+        let mut out = String::new();
+        render(&s, &mut out);
+        assert!(out.contains("ferry_policy_drop_log_lines_total 3\n"));
+        assert!(out.contains("ferry_policy_drop_log_lost_total 1\n"));
+        assert!(out.contains("ferry_policy_drop_log_overruns_total 0\n"));
     }
 }

@@ -40,12 +40,14 @@
 //! [`view`] (slim objects from watch events) · [`engine`] (install,
 //! monotonic drop counters) · [`dataplane`] (the trait, the kernel impl) ·
 //! [`controller`] (watches, debounce, the loop) · [`fast_path`] (isolated
-//! pods off the eBPF fast path) · [`metrics`] · [`status`] (`ferryd
+//! pods off the eBPF fast path) · [`drop_log`] (`--policy-log`: dropped
+//! connections logged with pod names) · [`metrics`] · [`status`] (`ferryd
 //! status`).
 
 pub mod announce;
 pub mod controller;
 pub mod dataplane;
+pub mod drop_log;
 pub mod engine;
 pub mod fast_path;
 pub mod metrics;
@@ -74,6 +76,8 @@ pub struct PolicyShared {
     /// Where the plugin announces new pods ([`announce`]); `None`: only
     /// the API tells ferryd of them.
     pub announce_dir: Option<std::path::PathBuf>,
+    /// `--policy-log`: drops go to NFLOG and are logged ([`drop_log`]).
+    pub drop_log: Option<ferry_netpol::DropLog>,
 }
 
 /// The controller's published state.
@@ -91,6 +95,11 @@ pub struct PolicyState {
     /// Drops per counter name since ferryd started (monotonic).
     pub drops: BTreeMap<String, (u64, u64)>,
     pub applies: metrics::Applies,
+    /// Group chains of the installed table → the counters (policies) of
+    /// their drop: what a drop log prefix stands for.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// The drop log's counts, while `--policy-log` is on.
+    pub drop_log: Option<drop_log::DropLogCounts>,
 }
 
 impl PolicyShared {
@@ -104,6 +113,12 @@ impl PolicyShared {
             announce_dir,
             ..PolicyShared::default()
         }
+    }
+
+    /// With drops logged (`--policy-log`) or not.
+    pub fn with_drop_log(mut self, log: Option<ferry_netpol::DropLog>) -> Self {
+        self.drop_log = log;
+        self
     }
 
     pub fn state(&self) -> MutexGuard<'_, PolicyState> {

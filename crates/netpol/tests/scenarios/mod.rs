@@ -360,6 +360,17 @@ pub fn rendered(policies: &[Value]) -> String {
     ferry_netpol::render(&rs)
 }
 
+/// The scenario also rendered with drops logged (`--policy-log`): its
+/// golden is `<name>.drop_log.nft`.
+pub const DROP_LOG_SCENARIO: &str = "named_ports";
+
+/// Scenario `name` compiled with drops logged ([`ferry_netpol::DropLog`]'s
+/// defaults).
+pub fn with_drop_log(name: &str) -> ferry_netpol::Ruleset {
+    let opts = ferry_netpol::Options::new(NODE).with_drop_log(Some(Default::default()));
+    ferry_netpol::compile(&with_policies(&policies(name)), &opts)
+}
+
 /// `old` after pod churn: a third local web pod (named port http 8088)
 /// arrives, the peer dev/api leaves, the client changes address.
 pub fn churned(old: &Cluster) -> Cluster {
