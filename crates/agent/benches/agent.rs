@@ -265,52 +265,12 @@ fn rss(n: usize) {
 /// `pods` Pods over 20 nodes and `policies` NetworkPolicies over 50
 /// namespaces, all in the API before ferryd starts.
 fn policy(pods: usize, policies: usize) {
-    use common::policy::{put_namespace, put_pod, put_policy};
+    use common::policy::put_pod;
     use serde_json::json;
     let mut lab = Lab::new("npb", 1, &[]);
     lab.nodes[0].flags.push("--fast-path=false".into());
     let store = lab.store();
-    for ns in 0..50 {
-        put_namespace(
-            &store,
-            &format!("ns{ns}"),
-            json!({"team": format!("t{}", ns % 5)}),
-        );
-    }
-    for i in 0..pods {
-        let node = if i % 20 == 0 {
-            "k8s-1".to_string()
-        } else {
-            format!("node-{}", i % 20)
-        };
-        let ip = format!(
-            "10.{}.{}.{}",
-            100 + i % 20,
-            (i / 20) / 250,
-            (i / 20) % 250 + 2
-        );
-        let labels = json!({"app": format!("app{}", i % 40), "tier": format!("t{}", i % 3)});
-        put_pod(
-            &store,
-            &format!("ns{}", i % 50),
-            &format!("pod-{i}"),
-            &node,
-            &ip,
-            labels,
-        );
-    }
-    for i in 0..policies {
-        let spec = json!({
-            "podSelector": {"matchLabels": {"app": format!("app{}", i % 40)}},
-            "policyTypes": if i % 4 == 0 { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) },
-            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", i % 5)}},
-                                  "podSelector": {"matchLabels": {"tier": "t1"}}},
-                                 {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}],
-                         "ports": [{"port": 8080}, {"port": "http"}]}],
-            "egress": [{"to": [{"podSelector": {"matchLabels": {"tier": "t2"}}}], "ports": [{"port": 53, "protocol": "UDP"}]}]
-        });
-        put_policy(&store, &format!("ns{}", i % 50), &format!("np-{i}"), spec);
-    }
+    common::policy::populate(&store, pods, policies);
     let t0 = Instant::now();
     lab.start_all();
     let node = &lab.nodes[0];

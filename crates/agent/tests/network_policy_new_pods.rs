@@ -7,6 +7,10 @@
 //! the kubelet leaves it while making the sandbox), the pod is made
 //! through the installed conflist like the kubelet would, and its very
 //! first connect is refused; a pod no policy selects connects at once.
+//!
+//! With ferryd down, ADD does not wait for an answer that cannot come
+//! (the lock ferryd holds on `policyDir/ferryd.lock` is free): the pod
+//! starts at once, and the policy covers it once ferryd is back.
 
 mod common;
 
@@ -79,4 +83,34 @@ fn a_new_pod_is_isolated_from_its_first_packet() {
         "a pod no policy selects connects at once"
     );
     eprintln!("ADD with the announcement took {add:?}");
+
+    // ferryd down: the rules stay, ADD does not wait for it.
+    lab.nodes[0].stop_ferryd();
+    put_pending_pod(&lab, "late", "client");
+    let t = Instant::now();
+    let (late_ns, _) = lab.nodes[0].add_pod("late");
+    let add_down = t.elapsed();
+    eprintln!("ADD with ferryd down took {add_down:?}");
+    assert!(
+        add_down < Duration::from_secs(2),
+        "ADD waited {add_down:?} for a ferryd that is not running"
+    );
+    assert!(dir.join("ctr-late_eth0.json").exists());
+    assert!(!dir.join("ctr-late_eth0.synced").exists());
+    assert!(
+        !connects(&client_ns, &web_ip, 8080),
+        "the rules stay while ferryd is down"
+    );
+
+    // Back: it answers the announcement left behind, and its policy
+    // covers the pod made while it was away.
+    let kc = lab.kubeconfig.clone();
+    lab.nodes[0].start_ferryd(&kc);
+    common::wait_for(Duration::from_secs(30), "ferryd answers ctr-late", || {
+        dir.join("ctr-late_eth0.synced").exists().then_some(())
+    });
+    assert!(
+        !connects(&late_ns, &web_ip, 8080),
+        "the pod made while ferryd was down is isolated once it is back"
+    );
 }

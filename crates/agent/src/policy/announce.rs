@@ -10,6 +10,10 @@
 //! `status.podIPs` (the Pod object itself, with its labels, is known from
 //! the watch before the kubelet makes the sandbox). An announcement whose
 //! Pod is not known yet waits, unanswered, for the watch to bring it.
+//!
+//! While it watches, ferryd holds an exclusive `flock` on
+//! `<dir>/ferryd.lock` ([`LOCK`]): the plugin waits for an answer only
+//! while someone holds it, so with ferryd down a pod starts at once.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -59,11 +63,42 @@ pub fn ack(dir: &Path, stems: &[String]) {
     }
 }
 
+/// The file ferryd keeps locked while it answers (the plugin's
+/// `announce::LOCK`).
+pub const LOCK: &str = "ferryd.lock";
+
+/// Takes [`LOCK`] in `dir` for the rest of this process, on a thread of
+/// its own: a ferryd still stopping holds it a moment longer.
+fn hold_lock(dir: &Path) {
+    let path = dir.join(LOCK);
+    let hold = move || -> std::io::Result<()> {
+        let f = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        f.lock()?;
+        tracing::debug!(file = %path.display(), "holding the announcement lock");
+        // Held until the process ends (the kernel drops it then).
+        std::mem::forget(f);
+        Ok(())
+    };
+    std::thread::Builder::new()
+        .name("ferry-announce-lock".into())
+        .spawn(move || {
+            if let Err(e) = hold() {
+                tracing::warn!(error = %e, "taking the announcement lock: new pods will not wait for policy");
+            }
+        })
+        .expect("spawn the announcement lock holder");
+}
+
 /// Starts the thread that keeps `view.announced` equal to `dir`'s
 /// announcements, waking the controller on every change.
 pub fn spawn_watcher(dir: PathBuf, view: Arc<Mutex<View>>, shared: Arc<PolicyShared>) {
+    let _ = fs::create_dir_all(&dir);
+    hold_lock(&dir);
     let run = move || -> nix::Result<()> {
-        let _ = fs::create_dir_all(&dir);
         let ino = Inotify::init(InitFlags::IN_CLOEXEC)?;
         ino.add_watch(
             &dir,

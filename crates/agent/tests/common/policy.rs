@@ -42,6 +42,56 @@ pub fn put_policy(store: &Store, ns: &str, name: &str, spec: Value) {
         .unwrap();
 }
 
+/// A cluster at scale in `store`: 50 Namespaces (`team=t0..t4`), `pods`
+/// running Pods over 20 nodes (every 20th on `k8s-1`, addresses in
+/// 10.100.0.0/14, labels `app=app0..39`, `tier=t0..2`), and `policies`
+/// NetworkPolicies over the namespaces (selecting by `app`; a quarter
+/// also isolating egress; peers by namespace and pod selector, an ipBlock
+/// with except, numbered and named ports).
+pub fn populate(store: &Store, pods: usize, policies: usize) {
+    for ns in 0..50 {
+        put_namespace(
+            store,
+            &format!("ns{ns}"),
+            json!({"team": format!("t{}", ns % 5)}),
+        );
+    }
+    for i in 0..pods {
+        let node = if i % 20 == 0 {
+            "k8s-1".to_string()
+        } else {
+            format!("node-{}", i % 20)
+        };
+        let ip = format!(
+            "10.{}.{}.{}",
+            100 + i % 20,
+            (i / 20) / 250,
+            (i / 20) % 250 + 2
+        );
+        let labels = json!({"app": format!("app{}", i % 40), "tier": format!("t{}", i % 3)});
+        put_pod(
+            store,
+            &format!("ns{}", i % 50),
+            &format!("pod-{i}"),
+            &node,
+            &ip,
+            labels,
+        );
+    }
+    for i in 0..policies {
+        let spec = json!({
+            "podSelector": {"matchLabels": {"app": format!("app{}", i % 40)}},
+            "policyTypes": if i % 4 == 0 { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) },
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", i % 5)}},
+                                  "podSelector": {"matchLabels": {"tier": "t1"}}},
+                                 {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}],
+                         "ports": [{"port": 8080}, {"port": "http"}]}],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"tier": "t2"}}}], "ports": [{"port": 53, "protocol": "UDP"}]}]
+        });
+        put_policy(store, &format!("ns{}", i % 50), &format!("np-{i}"), spec);
+    }
+}
+
 /// `nft list table inet ferry-policy` in the node, `None` if absent.
 pub fn policy_table(node: &LabNode) -> Option<String> {
     let out = Command::new("ip")

@@ -167,12 +167,18 @@ fn announce_pod(dir: &std::path::Path, env: &Env, result: &CniResult) {
         );
         return;
     }
-    if !announce::wait_synced(dir, id, ifname, announce::WAIT) {
-        log_at!(
+    match announce::wait_synced(dir, id, ifname, announce::WAIT) {
+        announce::Waited::Synced => {}
+        announce::Waited::NoFerryd => log_at!(
+            Warn,
+            "ferryd is not running in {}: {namespace}/{name} starts before its policy is known",
+            dir.display()
+        ),
+        announce::Waited::TimedOut => log_at!(
             Warn,
             "ferryd did not confirm policy for {namespace}/{name} within {:?}; going on",
             announce::WAIT
-        );
+        ),
     }
 }
 
