@@ -153,6 +153,7 @@ const ANON_SET: &str = "__set%d";
 
 fn verdict(w: &mut Writer<'_>, v: &Verdict, g: &mut Guards, ids: &mut SetIds) {
     let (code, chain) = match v {
+        Verdict::Continue => return,
         Verdict::Accept => (NF_ACCEPT, None),
         Verdict::Drop => (NF_DROP, None),
         Verdict::Jump(c) => (NFT_JUMP, Some(c.as_str())),

@@ -162,3 +162,48 @@ fn drop_log_rules_list_as_nft_loads_them() {
     });
     assert!(!ns.list(TABLE).contains(" log "));
 }
+
+/// A pod selected by 200 policies: its group chain counts the drop
+/// against all 200, more counters than one rule may hold (the kernel
+/// refuses a rule of over 128 expressions), so they are spread over
+/// rules of at most `MAX_COUNTERS_PER_RULE`, the last of which drops;
+/// every policy keeps its counter.
+#[test]
+fn a_pod_selected_by_200_policies_is_loaded_and_counted() {
+    if !usable() {
+        return;
+    }
+    let policies: Vec<serde_json::Value> = (0..200)
+        .map(|i| {
+            scenarios::np(
+                "default",
+                &format!("deny-{i}"),
+                serde_json::json!({
+                    "podSelector": { "matchLabels": { "app": "web" } },
+                    "policyTypes": ["Ingress", "Egress"]
+                }),
+            )
+        })
+        .collect();
+    let rs = ruleset(&policies);
+    let ns = Ns::new();
+    ns.run(|| replace(&rs))
+        .unwrap_or_else(|e| panic!("replace: {e}"));
+    let ours = ns.list(TABLE);
+    assert_eq!(normalized(&ours), normalized(&nft_listing(&rs)));
+    let drops = ours
+        .lines()
+        .filter(|l| l.trim_start().starts_with("counter name \"in/"))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        drops.len(),
+        200usize.div_ceil(ferry_netpol::MAX_COUNTERS_PER_RULE),
+        "{ours}"
+    );
+    assert!(drops.last().unwrap().trim_end().ends_with("drop"), "{ours}");
+    ns.run(|| {
+        assert!(installed_matches(&rs).unwrap());
+        let c = counters(TABLE).unwrap();
+        assert_eq!(c.len(), 400, "one counter per policy and direction");
+    });
+}

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::drop_log::DropLog;
-use crate::ir::{BaseChain, Chain, Element, Field, Match, Rule, Ruleset, Set, SetKey, Verdict};
+use crate::ir::{
+    BaseChain, Chain, Element, Field, Match, Rule, Ruleset, Set, SetKey, Verdict,
+    MAX_COUNTERS_PER_RULE,
+};
 use crate::model::{Cluster, NetworkPolicy, Pod};
 use crate::names;
 use crate::policy_chain::policy_chain;
@@ -232,9 +235,22 @@ fn group_chain(dir: Direction, chains: &[String], log: Option<&DropLog>) -> Chai
     if let Some(log) = log {
         rules.push(log.rule(&name));
     }
-    let mut drop = Rule::new(vec![], Verdict::Drop);
-    drop.counters = chains.to_vec();
-    rules.push(drop);
+    // One rule holds a limited number of counters: all but the last
+    // batch only count.
+    let batches: Vec<&[String]> = chains.chunks(MAX_COUNTERS_PER_RULE).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        let last = i + 1 == batches.len();
+        let mut rule = Rule::new(
+            vec![],
+            if last {
+                Verdict::Drop
+            } else {
+                Verdict::Continue
+            },
+        );
+        rule.counters = batch.to_vec();
+        rules.push(rule);
+    }
     Chain {
         name,
         base: None,

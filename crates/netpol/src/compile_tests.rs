@@ -314,3 +314,46 @@ fn drop_log_adds_one_limited_log_rule_per_group_before_the_drop() {
     assert_eq!(groups[&g_web], ["in/a/deny", "in/a/web"]);
     assert_eq!(groups, crate::drop_log::group_policies(&plain));
 }
+
+#[test]
+fn a_group_of_many_policies_counts_its_drop_over_several_rules() {
+    // 130 policies isolate a/web: 130 jumps, then the drop counted against
+    // all 130 in rules of at most MAX_COUNTERS_PER_RULE counters (the
+    // kernel refuses a rule of over 128 expressions); only the last drops.
+    let policies: Vec<NetworkPolicy> = (0..130)
+        .map(|i| policy("a", &format!("p{i:03}"), sel(&[("app", "web")])))
+        .collect();
+    let rs = build(policies);
+    let group = jump_of(&rs, "ingress4", "10.0.0.1").expect("web isolated");
+    let chain = rs.chain(&group).unwrap();
+    let (jumps, counting): (Vec<_>, Vec<_>) = chain
+        .rules
+        .iter()
+        .partition(|r| matches!(r.verdict, Verdict::Jump(_)));
+    assert_eq!(jumps.len(), 130);
+    let sizes: Vec<usize> = counting.iter().map(|r| r.counters.len()).collect();
+    assert_eq!(sizes, [64, 64, 2]);
+    assert!(sizes.iter().all(|n| *n <= MAX_COUNTERS_PER_RULE));
+    let verdicts: Vec<&Verdict> = counting.iter().map(|r| &r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [&Verdict::Continue, &Verdict::Continue, &Verdict::Drop]
+    );
+    let counted: BTreeSet<&String> = counting.iter().flat_map(|r| &r.counters).collect();
+    assert_eq!(counted.len(), 130, "each policy counted once");
+    assert_eq!(
+        rule_text(counting[0]).matches("counter name").count(),
+        64,
+        "a counting rule renders without a verdict"
+    );
+    assert!(!rule_text(counting[0]).contains("drop"));
+    // Up to MAX_COUNTERS_PER_RULE policies: one rule, as before.
+    let few: Vec<NetworkPolicy> = (0..MAX_COUNTERS_PER_RULE)
+        .map(|i| policy("a", &format!("p{i:03}"), sel(&[("app", "web")])))
+        .collect();
+    let rs = build(few);
+    let group = jump_of(&rs, "ingress4", "10.0.0.1").unwrap();
+    let last = rs.chain(&group).unwrap().rules.last().unwrap();
+    assert_eq!(last.counters.len(), MAX_COUNTERS_PER_RULE);
+    assert_eq!(last.verdict, Verdict::Drop);
+}

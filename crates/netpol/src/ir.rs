@@ -179,7 +179,17 @@ pub enum Verdict {
         prefix: String,
         group: u16,
     },
+    /// No verdict: the packet goes on to the next rule (a rule that only
+    /// counts, see [`MAX_COUNTERS_PER_RULE`]).
+    Continue,
 }
+
+/// Named counters one rule carries at most. The kernel refuses a rule of
+/// more than 128 expressions (`NFT_RULE_MAXEXPRS`) with EINVAL, and a
+/// group chain's drop counts against every policy of the group: a pod
+/// selected by 1 000 policies gets its drop counted by 16 rules, the last
+/// of which drops.
+pub const MAX_COUNTERS_PER_RULE: usize = 64;
 
 impl Ruleset {
     /// The chain called `name`.

@@ -143,7 +143,7 @@ pub use compile::{compile, Direction, Options, DEFAULT_TABLE};
 pub use diff::{diff, Diff, ElementChange};
 pub use drop_log::{DropLog, LOG_GROUP};
 pub use error::{ConvertError, PolicyProblem};
-pub use ir::Ruleset;
+pub use ir::{Ruleset, MAX_COUNTERS_PER_RULE};
 pub use model::{
     Cluster, LabelSelector, NamedPort, Namespace, NetworkPolicy, Operator, Peer, Pod, PolicyTypes,
     Port, PortRef, Protocol, Requirement, Rule,

@@ -102,14 +102,17 @@ pub fn rule(r: &Rule) -> String {
     for c in &r.counters {
         parts.push(format!("counter name {}", quote(c)));
     }
-    parts.push(match &r.verdict {
-        Verdict::Accept => "accept".to_string(),
-        Verdict::Drop => "drop".to_string(),
-        Verdict::Jump(c) => format!("jump {c}"),
+    parts.extend(match &r.verdict {
+        Verdict::Continue => None,
+        Verdict::Accept => Some("accept".to_string()),
+        Verdict::Drop => Some("drop".to_string()),
+        Verdict::Jump(c) => Some(format!("jump {c}")),
         Verdict::Vmap { family, field, map } => {
-            format!("{} {} vmap @{map}", family.nft(), field.nft())
+            Some(format!("{} {} vmap @{map}", family.nft(), field.nft()))
         }
-        Verdict::Log { prefix, group } => format!("log prefix {} group {group}", quote(prefix)),
+        Verdict::Log { prefix, group } => {
+            Some(format!("log prefix {} group {group}", quote(prefix)))
+        }
     });
     if let Some(c) = &r.comment {
         parts.push(format!("comment {}", quote(c)));

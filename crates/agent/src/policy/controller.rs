@@ -242,9 +242,10 @@ async fn sync_loop<D: PolicyDataplane>(
             .await;
         let took = started.elapsed();
         let mut st = shared.state();
-        (st.enforced, st.unenforceable) = counts;
         match result {
             Ok(synced) => {
+                // Only what is in the kernel counts as enforced.
+                (st.enforced, st.unenforceable) = counts;
                 let applied = match synced {
                     Synced::Adopted => None,
                     Synced::Applied(a) => Some(a),

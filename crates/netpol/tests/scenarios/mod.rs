@@ -142,7 +142,7 @@ pub fn cluster() -> Cluster {
     }
 }
 
-fn np(ns: &str, name: &str, spec: Value) -> Value {
+pub fn np(ns: &str, name: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
