@@ -36,17 +36,7 @@ use ipnet::IpNet;
 const WAIT: Duration = Duration::from_secs(120);
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
-    if std::env::var_os("FERRY_PLUGIN_DIR").is_none()
-        && !ferry_testkit::plugin_dir().join("ferry").exists()
-    {
-        let debug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug");
-        std::env::set_var("FERRY_PLUGIN_DIR", debug);
-    }
+    let want = common::bench_selection();
     if want("direct") {
         direct(15);
     }

@@ -37,7 +37,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::policy::{expect, populate, put_namespace, put_pod, put_policy, serve};
+use common::policy::{add_api_pod, expect, populate, put_namespace, put_pod, put_policy, serve};
 use common::{wait_for, Lab};
 use ferry_apiserver::{Kind, Store};
 use serde_json::{json, Value};
@@ -47,19 +47,9 @@ const WAIT: Duration = Duration::from_secs(120);
 const PROBE: Duration = Duration::from_millis(3);
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
-    if std::env::var_os("FERRY_PLUGIN_DIR").is_none()
-        && !ferry_testkit::plugin_dir().join("ferry").exists()
-    {
-        let debug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug");
-        std::env::set_var("FERRY_PLUGIN_DIR", debug);
-    }
+    let want = common::bench_selection();
     if want("latency") {
-        latency(5000, 1000, 25);
+        latency(5000, 1000, 100);
     }
     if want("throughput") {
         throughput(3, 4, false);
@@ -126,16 +116,8 @@ fn latency(pods: usize, policies: usize, samples: usize) {
     wait_for(WAIT, "the first policy sync", || {
         (lab.nodes[0].metric(replaced).unwrap_or(0.0) >= 1.0).then_some(())
     });
-    let (web_ns, web_ip) = lab.nodes[0].add_pod("web");
-    put_pod(
-        &store,
-        "default",
-        "web",
-        "k8s-1",
-        &web_ip,
-        json!({"app": "web"}),
-    );
-    let (client_ns, client_ip) = lab.nodes[0].add_pod("client");
+    let (web_ns, web_ip) = add_api_pod(&mut lab, 0, "web", json!({"app": "web"}));
+    let (client_ns, client_ip) = add_api_pod(&mut lab, 0, "client", json!({"app": "client"}));
     let client = |app: &str| {
         put_pod(
             &store,
@@ -146,7 +128,6 @@ fn latency(pods: usize, policies: usize, samples: usize) {
             json!({ "app": app }),
         )
     };
-    client("client");
     let _http = serve(&web_ns, 8080);
     let addr: SocketAddr = format!("{web_ip}:8080").parse().unwrap();
     expect(&client_ns, &web_ip, 8080, true, "no policy yet");
@@ -342,25 +323,9 @@ fn throughput(seconds: u32, pairs: usize, cost: bool) {
     put_namespace(&store, "default", json!({}));
     lab.start_all();
     lab.wait_all_ready();
-    let (_, a_ip) = lab.nodes[0].add_pod("a");
-    let (b_ns, b_ip) = lab.nodes[1].add_pod("b");
+    add_api_pod(&mut lab, 0, "a", json!({"app": "bench"}));
+    let (b_ns, b_ip) = add_api_pod(&mut lab, 1, "b", json!({"app": "bench"}));
     let _http = serve(&b_ns, 8080);
-    put_pod(
-        &store,
-        "default",
-        "a",
-        "k8s-1",
-        &a_ip,
-        json!({"app": "bench"}),
-    );
-    put_pod(
-        &store,
-        "default",
-        "b",
-        "k8s-2",
-        &b_ip,
-        json!({"app": "bench"}),
-    );
     let mut have = 0;
     if cost {
         fast_path(&mut lab, false);

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::policy::{expect, put_namespace, put_pod, put_policy, serve};
+use common::policy::{add_api_pod, expect, put_namespace, put_policy, serve};
 use common::{wait_for, BpfFs, Lab, LabNode};
 use serde_json::json;
 
@@ -104,16 +104,7 @@ fn pods(lab: &mut Lab) -> (String, String, String) {
     put_namespace(&lab.store(), "default", json!({}));
     let mut out = Vec::new();
     for name in ["web", "client"] {
-        let (netns, ip) = lab.nodes[0].add_pod(name);
-        put_pod(
-            &lab.store(),
-            "default",
-            name,
-            "k8s-1",
-            &ip,
-            json!({ "app": name }),
-        );
-        out.push((netns, ip));
+        out.push(add_api_pod(lab, 0, name, json!({ "app": name })));
     }
     let [(web_ns, web_ip), (client_ns, _)] = <[_; 2]>::try_from(out).unwrap();
     (client_ns, web_ns, web_ip)

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::policy::{connects, expect, put_namespace, put_pod, put_policy, serve};
+use common::policy::{add_api_pod, connects, expect, put_namespace, put_policy, serve};
 use common::{wait_for, BpfFs, Lab};
 use ferry_apiserver::Kind;
 use serde_json::json;
@@ -46,17 +46,8 @@ fn isolated_pods_leave_the_fast_path_both_ways() {
     lab.start_all();
     lab.nodes[0].wait_ready();
     let mut pods = Vec::new();
-    for (name, app) in [("web", "web"), ("client", "client")] {
-        let (netns, ip) = lab.nodes[0].add_pod(name);
-        put_pod(
-            &lab.store(),
-            "default",
-            name,
-            "k8s-1",
-            &ip,
-            json!({"app": app}),
-        );
-        pods.push((netns, ip));
+    for name in ["web", "client"] {
+        pods.push(add_api_pod(&mut lab, 0, name, json!({ "app": name })));
     }
     let [(web_ns, web_ip), (client_ns, client_ip)] = <[_; 2]>::try_from(pods).unwrap();
     let _http = serve(&web_ns, 8080);

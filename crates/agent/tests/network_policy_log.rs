@@ -9,7 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::policy::{connects, expect, policy_table, put_namespace, put_pod, put_policy, serve};
+use common::policy::{
+    add_api_pod, connects, expect, policy_table, put_namespace, put_policy, serve,
+};
 use common::{wait_for, Lab, LabNode};
 use serde_json::json;
 
@@ -36,15 +38,7 @@ fn lab(tag: &str, extra: &[&str]) -> Lab {
 
 /// A pod made through the conflist, in the API as `default/name`.
 fn pod(lab: &mut Lab, name: &str, app: &str) -> P {
-    let (netns, ip) = lab.nodes[0].add_pod(name);
-    put_pod(
-        &lab.store(),
-        "default",
-        name,
-        "k8s-1",
-        &ip,
-        json!({"app": app}),
-    );
+    let (netns, ip) = add_api_pod(lab, 0, name, json!({ "app": app }));
     P { ns: netns, ip }
 }
 

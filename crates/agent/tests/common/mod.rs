@@ -20,6 +20,23 @@ pub use node::LabNode;
 pub const ROUTER: &str = "172.16.97.1";
 pub const FERRYD: &str = env!("CARGO_BIN_EXE_ferryd");
 
+/// A bench binary's selection: the names given on its command line (none:
+/// every one). Also points `FERRY_PLUGIN_DIR` at the debug build when the
+/// plugins are not found otherwise (`cargo bench` builds only the bench).
+pub fn bench_selection() -> impl Fn(&str) -> bool {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if std::env::var_os("FERRY_PLUGIN_DIR").is_none()
+        && !ferry_testkit::plugin_dir().join("ferry").exists()
+    {
+        let debug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug");
+        std::env::set_var("FERRY_PLUGIN_DIR", debug);
+    }
+    move |name: &str| args.is_empty() || args.iter().any(|a| a == name)
+}
+
 /// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

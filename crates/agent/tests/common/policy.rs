@@ -32,6 +32,21 @@ pub fn put_pod(store: &Store, ns: &str, name: &str, node: &str, ip: &str, labels
         .unwrap();
 }
 
+/// A pod made on `node` through the installed conflist (as
+/// [`LabNode::add_pod`]) and put in the API as running `default/<name>`
+/// with `labels`: (its netns, its IPv4 address).
+pub fn add_api_pod(
+    lab: &mut super::Lab,
+    node: usize,
+    name: &str,
+    labels: Value,
+) -> (String, String) {
+    let (netns, ip) = lab.nodes[node].add_pod(name);
+    let node_name = lab.nodes[node].name.clone();
+    put_pod(&lab.store(), "default", name, &node_name, &ip, labels);
+    (netns, ip)
+}
+
 /// Adds (or replaces) a NetworkPolicy with `spec`.
 pub fn put_policy(store: &Store, ns: &str, name: &str, spec: Value) {
     store
