@@ -107,6 +107,12 @@ fn remove_policy(store: &Store, ns: &str, name: &str) {
 
 fn latency(pods: usize, policies: usize, samples: usize) {
     let mut lab = Lab::new("npl", 1, &[]);
+    // ferryd's default resync (the test lab's is 3 s): a change that
+    // comes during one waits for it (~0.1 s at this size), as it would
+    // once a minute in production.
+    lab.nodes[0]
+        .flags
+        .extend(["--resync-interval".into(), "60s".into()]);
     let store = lab.store();
     populate(&store, pods, policies);
     put_namespace(&store, "default", json!({}));
