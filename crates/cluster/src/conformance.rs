@@ -115,8 +115,8 @@ impl Suite {
     /// What to say before the run.
     pub fn note(self) -> Option<&'static str> {
         (self == Suite::Netpol).then_some(
-            "netpol: expected to fail until ferry enforces NetworkPolicy (issue 14); \
-             failures here are that, not a broken cluster",
+            "netpol: ferryd enforces NetworkPolicy, so every case should pass; \
+             the SCTP cases are [Disruptive] and skipped (this kernel has no SCTP)",
         )
     }
 }
@@ -453,11 +453,14 @@ mod tests {
     }
 
     #[test]
-    fn suites_parse_and_netpol_warns() {
+    fn suites_parse_and_netpol_says_what_it_expects() {
         assert_eq!("network".parse::<Suite>().unwrap(), Suite::Network);
         assert_eq!("ci".parse::<Suite>().unwrap().name(), "ci");
         assert!("dns".parse::<Suite>().is_err());
-        assert!(Suite::Netpol.note().unwrap().contains("expected to fail"));
+        assert!(Suite::Netpol
+            .note()
+            .unwrap()
+            .contains("every case should pass"));
         assert!(Suite::Network.note().is_none());
     }
 
