@@ -118,6 +118,22 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
         "from-clients allows every port"
     );
 
+    // endPort (Kubernetes 1.22+; the project's API server serves it): a
+    // range, both ends inclusive.
+    let (_r1, _r2) = (serve(&web.ns, 9100), serve(&web.ns, 9101));
+    assert!(!connects(&c2.ns, &web.ip, 9100));
+    put_policy(
+        &store,
+        "default",
+        "range",
+        json!({"podSelector": {"matchLabels": {"app": "web"}},
+               "ingress": [{"from": [{"namespaceSelector": {}}],
+                            "ports": [{"protocol": "TCP", "port": 9090, "endPort": 9100}]}]}),
+    );
+    expect(&c2.ns, &web.ip, 9100, true, "the range's last port");
+    assert!(connects(&c2.ns, &web.ip, 9090), "the range's first port");
+    assert!(!connects(&c2.ns, &web.ip, 9101), "past endPort");
+
     // Pod churn: a new client is let in by elements, no table replace.
     let replaced = metric(&lab, REPLACED);
     let elements = metric(&lab, ELEMENTS);
@@ -143,13 +159,13 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
     });
     assert_eq!(
         metric(&lab, "ferry_network_policies{state=\"enforced\"}"),
-        3.0
+        4.0
     );
 
     // `ferryd status` lists them with the kernel's counts.
     let (ok, out, err) = lab.nodes[0].ferryd_cmd(&lab.kubeconfig, "status");
     assert!(ok, "{out}{err}");
-    assert!(out.contains("policy:     3 isolating local pods"), "{out}");
+    assert!(out.contains("policy:     4 isolating local pods"), "{out}");
     let deny = out
         .lines()
         .find(|l| l.contains("default/deny ingress:"))
@@ -166,7 +182,7 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
         "web, c1 and c3: {out}"
     );
 
-    for name in ["deny", "from-clients", "from-team"] {
+    for name in ["deny", "from-clients", "from-team", "range"] {
         store.remove(Kind::NetworkPolicy, "default", name).unwrap();
     }
     expect(&c2.ns, &web.ip, 9090, true, "every policy deleted");
