@@ -195,14 +195,9 @@ fn acquire(dir: &Path) -> Result<FastPath, String> {
     mount_bpffs(dir).map_err(|e| format!("eBPF fast path off: {e}"))?;
     let not_used = match FastPath::open_pinned(dir) {
         Ok(Pinned::Usable(fp)) => {
-            let id = fp
-                .prog_id()
-                .map_err(|e| format!("eBPF fast path off: {e}"))?;
-            tracing::info!(
-                dir = %dir.display(),
-                "eBPF fast path: using the program ferryd prepare pinned (id {id})"
-            );
-            return Ok(fp);
+            return announce(fp, dir, |id| {
+                format!("eBPF fast path: using the program ferryd prepare pinned (id {id})")
+            })
         }
         Ok(Pinned::Missing) => "no program pinned".to_string(),
         Ok(Pinned::Foreign(why)) => why,
@@ -210,19 +205,23 @@ fn acquire(dir: &Path) -> Result<FastPath, String> {
         // says why, in the same words.
         Err(e) => format!("the pin directory could not be read: {e}"),
     };
-    match FastPath::load(dir) {
-        Ok(fp) => {
-            let id = fp
-                .prog_id()
-                .map_err(|e| format!("eBPF fast path off: {e}"))?;
-            tracing::info!(
-                dir = %dir.display(),
-                "eBPF fast path: loaded (id {id}; {not_used})"
-            );
-            Ok(fp)
-        }
-        Err(e) => Err(off_message(&e, dir, &not_used)),
-    }
+    let fp = FastPath::load(dir).map_err(|e| off_message(&e, dir, &not_used))?;
+    announce(fp, dir, |id| {
+        format!("eBPF fast path: loaded (id {id}; {not_used})")
+    })
+}
+
+/// Logs `line(program id)` for the program ferryd goes on with.
+fn announce(
+    fp: FastPath,
+    dir: &Path,
+    line: impl FnOnce(u32) -> String,
+) -> Result<FastPath, String> {
+    let id = fp
+        .prog_id()
+        .map_err(|e| format!("eBPF fast path off: {e}"))?;
+    tracing::info!(dir = %dir.display(), "{}", line(id));
+    Ok(fp)
 }
 
 /// The `eBPF fast path off: ...` line; when only a privileged process can
