@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(iproute2 iputils-ping nftables iptables containernetworking-plugins iperf3 procps kmod ca-certificates gcc
       frr frr-pythontools containerd runc podman busybox-static protobuf-compiler curl
-      conntrack openssl util-linux tini netcat-openbsd wget)
+      conntrack openssl util-linux tini netcat-openbsd wget python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
