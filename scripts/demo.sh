@@ -20,7 +20,7 @@ if [ "${1:-}" = kubernetes ]; then
   kube_bin=$(./scripts/kubernetes.sh cluster | tail -1)
   # ferry's image holds statically linked binaries (FROM scratch).
   RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd
+    cargo build --release --locked --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd -p ferry-wireguard-userspace
   $lab up --kubernetes --routing direct --pods-per-node 2
   $lab check
   echo

@@ -53,12 +53,15 @@ struct Loop {
     /// The problem last logged (see [`Step::Blocked`]), and whether the
     /// Node shows it.
     blocked: Option<(String, bool)>,
+    /// This node's WireGuard public key, to publish on its Node.
+    wg_key: Option<String>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
 /// configured and marked available, as `install` does).
 pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
     let encapsulation = opts.encapsulation()?;
+    let encryption = opts.encryption()?;
     let client = kube_client::client(opts.kubeconfig.as_deref()).await?;
     let api: Api<Node> = Api::all(client.clone());
     let metrics = Arc::new(Metrics::default());
@@ -107,14 +110,22 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         node = ?opts.node_name(),
         routing = ?opts.routing,
         encapsulation = encapsulation.as_str(),
+        ?encryption,
         "ferryd started"
     );
+    let mut applier = Applier::new(&opts)?;
+    if once {
+        // `install` is an init container: a `ferry-wg` it started would
+        // end with it. The device is `run`'s; install keeps what is there.
+        applier.leave_wireguard_device();
+    }
     let mut l = Loop {
+        wg_key: applier.wireguard_public_key().map(|k| k.to_string()),
         settings: Settings::from(&opts),
         shared,
         policy,
         api,
-        applier: Some(Applier::new(&opts)?),
+        applier: Some(applier),
         failures: 0,
         waiting: None,
         warnings: BTreeSet::new(),
@@ -182,6 +193,10 @@ impl Loop {
                         .metrics
                         .observe_reconcile(started.elapsed(), true);
                     self.after_apply(&d, outcome, started.elapsed());
+                    if let Err(e) = self.publish_key(&d.node).await {
+                        tracing::warn!(error = %e, "could not publish the WireGuard public key; retrying");
+                        retry = Some(Instant::now() + NOT_READY_RETRY);
+                    }
                     match self.mark_available(&d.node).await {
                         Ok(()) if once => return Ok(()),
                         Ok(()) => {}
@@ -330,6 +345,31 @@ impl Loop {
             }
             Err(e) => tracing::debug!(error = %e, "could not report it on the Node; retrying"),
         }
+    }
+
+    /// Publishes this node's WireGuard public key on its Node unless the
+    /// view shows it there (peers pick it up through their Node watch).
+    async fn publish_key(&mut self, node: &str) -> Result<(), AgentError> {
+        let Some(key) = self.wg_key.clone() else {
+            return Ok(());
+        };
+        let shown = self
+            .shared
+            .view()
+            .nodes
+            .get(node)
+            .and_then(|n| n.wireguard_key.clone());
+        if shown.as_deref() == Some(key.as_str()) {
+            return Ok(());
+        }
+        tokio::time::timeout(
+            PATCH_TIMEOUT,
+            status_patch::annotate(&self.api, node, crate::wireguard::KEY_ANNOTATION, &key),
+        )
+        .await
+        .map_err(|_| AgentError::Kube("node annotation patch timed out".into()))??;
+        tracing::info!(node, public_key = %key, "WireGuard public key published");
+        Ok(())
     }
 
     /// Sets `NetworkUnavailable=False` unless the view shows it is set.

@@ -11,8 +11,9 @@ use crate::fast_path::FastPathAgent;
 use crate::frr_glue::FrrAgent;
 use crate::install::{write_if_changed, Binaries};
 use crate::nat::Nat;
+use crate::wireguard_device::{self, WgAgent};
 use crate::AgentError;
-use crate::{routes, vxlan};
+use crate::{routes, vxlan, wireguard};
 
 /// What one apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +41,12 @@ pub struct Applier {
     /// path an earlier ferryd left attached is detached and unpinned).
     fast_off: Option<PathBuf>,
     conflist_path: PathBuf,
+    /// With `--encryption wireguard`: the node's key and device.
+    wg: Option<WgAgent>,
+    wg_run_dir: PathBuf,
+    /// `install`: the WireGuard device is neither made nor changed (routes
+    /// through one already there are kept); `ferryd run` owns it.
+    wg_leave: bool,
 }
 
 impl Applier {
@@ -56,7 +63,21 @@ impl Applier {
             fast: FastPathAgent::default(),
             fast_off: (!o.fast_path).then(|| o.bpf_dir.clone()),
             conflist_path: o.conflist_path(),
+            wg: match o.encryption()? {
+                crate::cli::Encryption::Wireguard => Some(WgAgent::new(o)?),
+                crate::cli::Encryption::None => None,
+            },
+            wg_run_dir: o.wireguard_run_dir.clone(),
+            wg_leave: false,
         })
+    }
+
+    /// For `install`, a short-lived init container: leave the WireGuard
+    /// device to `ferryd run` (a `ferry-wg` started here would end with the
+    /// container). Routes through a device already there stay; peers with
+    /// none get no route until `run` makes it, so nothing goes in clear.
+    pub fn leave_wireguard_device(&mut self) {
+        self.wg_leave = true;
     }
 
     /// Applies `d`. `full` re-checks what is cached (NAT table read back,
@@ -92,6 +113,26 @@ impl Applier {
             want_routes.extend(plan.routes(ifindex));
             tunnel = Some(ifindex);
         }
+        // The fast path is not attached to the WireGuard device (a TUN
+        // device has no Ethernet header); it forwards into it (the FIB
+        // says so), never past it.
+        if let (Some(plan), true) = (&d.wireguard, self.wg_leave) {
+            let link = h
+                .link_by_name(wireguard::WG_IFNAME)
+                .map_err(|e| AgentError::netlink("look up the WireGuard device", e))?;
+            if let Some(link) = link {
+                want_routes.extend(plan.routes(link.index));
+            }
+        } else if let Some(plan) = &d.wireguard {
+            let wg = self.wg.as_mut().ok_or_else(|| {
+                AgentError::Config("a WireGuard plan without --encryption wireguard".into())
+            })?;
+            let (ifindex, changed) = wg.converge(&mut h, plan)?;
+            if changed {
+                out.changed.push("wireguard");
+            }
+            want_routes.extend(plan.routes(ifindex));
+        }
         let changes = routes::converge(&mut h, &want_routes)?;
         if changes.replaced + changes.deleted > 0 {
             out.changed.push("routes");
@@ -102,6 +143,13 @@ impl Applier {
                 "no peer needs VXLAN: device removed"
             );
             out.changed.push("vxlan");
+        }
+        if d.wireguard.is_none() && wireguard_device::remove(&mut h, &self.wg_run_dir)? {
+            tracing::info!(
+                device = wireguard::WG_IFNAME,
+                "encryption off: WireGuard device removed"
+            );
+            out.changed.push("wireguard");
         }
         for (spec, other) in &changes.conflicts {
             out.warnings.insert(format!(
@@ -172,6 +220,11 @@ impl Applier {
     /// The fast path's counters, when it runs.
     pub fn fast_path_stats(&self) -> Option<ferry_ebpf::Stats> {
         self.fast.stats()
+    }
+
+    /// This node's WireGuard public key, with `--encryption wireguard`.
+    pub fn wireguard_public_key(&self) -> Option<ferry_wireguard::PublicKey> {
+        self.wg.as_ref().map(WgAgent::public_key)
     }
 
     pub fn frr(&self) -> &FrrAgent {

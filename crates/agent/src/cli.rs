@@ -79,6 +79,17 @@ impl Encapsulation {
     }
 }
 
+/// Whether pod traffic between nodes is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Encryption {
+    /// In clear (or VXLAN, per `--encapsulation`).
+    #[default]
+    None,
+    /// Through WireGuard (`ferry.wg`): the kernel's device where the
+    /// kernel has one, else the userspace `ferry-wg`.
+    Wireguard,
+}
+
 /// What ospf/bgp advertise for this node's pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Advertise {
@@ -152,6 +163,42 @@ pub struct Opts {
     /// always. With ospf/bgp only `never` is valid.
     #[arg(long, global = true, env = "FERRY_ENCAPSULATION", value_enum)]
     pub encapsulation: Option<Encapsulation>,
+
+    /// Encrypt pod traffic between nodes: none or wireguard (needs
+    /// `--routing direct`; every other node is then a WireGuard peer and
+    /// `--encapsulation` no longer applies to pod traffic).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_ENCRYPTION",
+        value_enum,
+        default_value_t
+    )]
+    pub encryption: Encryption,
+
+    /// WireGuard's UDP port (on every node).
+    #[arg(long, global = true, env = "FERRY_WIREGUARD_PORT", default_value_t = ferry_wireguard::DEFAULT_PORT)]
+    pub wireguard_port: u16,
+
+    /// The node's WireGuard private key (made on first use, mode 0600; on
+    /// the host's /run/ferry in the manifests: a reboot rotates it).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_WIREGUARD_KEY_FILE",
+        default_value = "/run/ferry/wireguard.key"
+    )]
+    pub wireguard_key_file: PathBuf,
+
+    /// Where the userspace device's UAPI socket is (`<dir>/ferry.wg.sock`).
+    #[arg(long, global = true, env = "FERRY_WIREGUARD_RUN_DIR", default_value = ferry_wireguard::uapi::DEFAULT_RUN_DIR)]
+    pub wireguard_run_dir: PathBuf,
+
+    /// Without a kernel WireGuard: start `ferry-wg` (from ferryd's own
+    /// directory) detached when its socket does not answer. false: wait
+    /// for one started otherwise (the DaemonSet's `wireguard` container).
+    #[arg(long, global = true, env = "FERRY_WIREGUARD_SPAWN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub wireguard_spawn: bool,
 
     /// What ospf/bgp advertise for this node's pods.
     #[arg(
@@ -296,6 +343,17 @@ impl Opts {
                 "--encapsulation {} needs --routing direct; with --routing {} \
                  FRR routes between nodes and only --encapsulation never is valid",
                 e.as_str(),
+                format!("{r:?}").to_lowercase()
+            ))),
+        }
+    }
+
+    /// `--encryption`; wireguard needs `--routing direct`.
+    pub fn encryption(&self) -> Result<Encryption, crate::AgentError> {
+        match (self.routing, self.encryption) {
+            (Routing::Direct, e) | (_, e @ Encryption::None) => Ok(e),
+            (r, Encryption::Wireguard) => Err(crate::AgentError::Config(format!(
+                "--encryption wireguard needs --routing direct, not {}",
                 format!("{r:?}").to_lowercase()
             ))),
         }

@@ -229,3 +229,37 @@ fn encapsulation_defaults_per_routing_mode_and_is_refused_with_frr() {
     assert!(err.contains("--routing bgp"), "{err}");
     assert!(parse(&["--encapsulation", "sometimes"]).is_err());
 }
+
+#[test]
+fn encryption_flags_and_defaults() {
+    let o = parse(&[]).unwrap().opts;
+    assert_eq!(o.encryption().unwrap(), Encryption::None);
+    assert_eq!(o.wireguard_port, 51820);
+    assert_eq!(
+        o.wireguard_key_file,
+        PathBuf::from("/run/ferry/wireguard.key")
+    );
+    assert_eq!(o.wireguard_run_dir, PathBuf::from("/var/run/wireguard"));
+    assert!(o.wireguard_spawn);
+    let o = parse(&[
+        "--encryption",
+        "wireguard",
+        "--wireguard-port",
+        "51999",
+        "--wireguard-spawn",
+        "false",
+    ])
+    .unwrap()
+    .opts;
+    assert_eq!(o.encryption().unwrap(), Encryption::Wireguard);
+    assert_eq!(o.wireguard_port, 51999);
+    assert!(!o.wireguard_spawn);
+    let err = parse(&["--routing", "ospf", "--encryption", "wireguard"])
+        .unwrap()
+        .opts
+        .encryption()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs --routing direct, not ospf"), "{err}");
+    assert!(parse(&["--encryption", "ipsec"]).is_err());
+}

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use ferry_frr::{FrrSpec, Mode};
 use ipnet::IpNet;
 
-use crate::cli::{Advertise, Encapsulation, Opts, Routing};
+use crate::cli::{Advertise, Encapsulation, Encryption, Opts, Routing};
 use crate::discovery::{self, DiscoveryError, LocalAddr, NodeInfo, Nodes};
 use crate::fast_path::FastPathPlan;
 use crate::install::render_conflist;
 use crate::routes::RouteSpec;
 use crate::vxlan::{VxlanPeer, VxlanPlan, VXLAN_IFNAME};
+use crate::wireguard::{self, WgPlan};
 
 /// The flags the desired state depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct Settings {
     pub routing: Routing,
     /// Resolved for the routing mode (see [`Opts::encapsulation`]).
     pub encapsulation: Encapsulation,
+    /// Resolved (see [`Opts::encryption`]).
+    pub encryption: Encryption,
+    pub wireguard_port: u16,
     pub advertise: Advertise,
     pub cluster_cidrs: Vec<IpNet>,
     pub mtu: Option<u32>,
@@ -40,6 +44,8 @@ impl From<&Opts> for Settings {
             routing: o.routing,
             // An invalid combination never gets here: `run` refuses it.
             encapsulation: o.encapsulation().unwrap_or(Encapsulation::Never),
+            encryption: o.encryption().unwrap_or(Encryption::None),
+            wireguard_port: o.wireguard_port,
             advertise: o.advertise,
             cluster_cidrs: o.cluster_cidr.iter().map(IpNet::trunc).collect(),
             mtu: o.mtu,
@@ -81,6 +87,10 @@ pub struct Desired {
     /// used on this node (the routes through it are made once the device
     /// has an ifindex: [`VxlanPlan::routes`]).
     pub vxlan: Option<VxlanPlan>,
+    /// With `--encryption wireguard`: the WireGuard device and every other
+    /// node as its peer (then `routes` and `vxlan` are empty: WireGuard is
+    /// routed UDP and needs no VXLAN beneath it).
+    pub wireguard: Option<WgPlan>,
     pub unroutable: Vec<Unroutable>,
     pub nat: NatPlan,
     pub frr: Option<FrrSpec>,
@@ -110,9 +120,17 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
     if own.pod_cidrs.is_empty() {
         return Err(NotReady::NoPodCidr(own.name.clone()));
     }
-    let (routes, vxlan, unroutable) = match s.routing {
-        Routing::Direct => direct_routes(own, nodes, local, &iface, s.encapsulation),
-        Routing::Ospf | Routing::Bgp => (Vec::new(), None, Vec::new()),
+    let mut wg = None;
+    let (routes, vxlan, unroutable) = match (s.routing, s.encryption) {
+        (Routing::Direct, Encryption::Wireguard) => {
+            let (plan, bad) = wireguard::plan(own, nodes, &iface, s.wireguard_port);
+            wg = Some(plan);
+            (Vec::new(), None, bad)
+        }
+        (Routing::Direct, Encryption::None) => {
+            direct_routes(own, nodes, local, &iface, s.encapsulation)
+        }
+        (Routing::Ospf | Routing::Bgp, _) => (Vec::new(), None, Vec::new()),
     };
     let frr = match s.routing {
         Routing::Direct => None,
@@ -129,8 +147,9 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
     nat_cidrs.sort();
     nat_cidrs.dedup();
     // Pods' packets must fit the tunnel whenever this node may use it.
-    let mtu = match &vxlan {
-        Some(v) => s.mtu.unwrap_or(iface.mtu).min(v.mtu),
+    let tunnel_mtu = vxlan.as_ref().map(|v| v.mtu).or(wg.as_ref().map(|w| w.mtu));
+    let mtu = match tunnel_mtu {
+        Some(t) => s.mtu.unwrap_or(iface.mtu).min(t),
         None => s.mtu.unwrap_or(iface.mtu),
     };
     Ok(Desired {
@@ -144,10 +163,18 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
             s.fast_path.as_deref(),
             s.policy_dir.as_deref(),
         ),
-        fast_path: s
-            .fast_path
-            .as_ref()
-            .map(|dir| FastPathPlan::new(dir.clone(), iface.ifindex, &nat_cidrs)),
+        // With WireGuard, flows to other nodes stay in the stack both ways:
+        // the program is not on the TUN device, so a flow it sent into
+        // ferry.wg would come back untracked and its replies be INVALID
+        // to conntrack (kube-proxy drops those). Only this node's pods.
+        fast_path: s.fast_path.as_ref().map(|dir| {
+            let cidrs = if wg.is_some() {
+                &own.pod_cidrs
+            } else {
+                &nat_cidrs
+            };
+            FastPathPlan::new(dir.clone(), iface.ifindex, cidrs)
+        }),
         ipv6: own.pod_cidrs.iter().any(|c| matches!(c, IpNet::V6(_))),
         nat: NatPlan {
             cidrs: nat_cidrs,
@@ -156,6 +183,7 @@ pub fn compute(s: &Settings, nodes: &Nodes, local: &[LocalAddr]) -> Result<Desir
         iface,
         routes,
         vxlan,
+        wireguard: wg,
         unroutable,
         frr,
         nodes_seen: nodes.len(),

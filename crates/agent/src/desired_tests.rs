@@ -7,6 +7,7 @@ fn node(name: &str, ips: &[&str], cidrs: &[&str]) -> NodeInfo {
         internal_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         pod_cidrs: cidrs.iter().map(|s| s.parse().unwrap()).collect(),
         network_unavailable: None,
+        wireguard_key: None,
     }
 }
 
@@ -44,6 +45,8 @@ fn settings(routing: Routing) -> Settings {
         node_name: Some("k8s-1".into()),
         routing,
         encapsulation: Encapsulation::Never,
+        encryption: crate::cli::Encryption::None,
+        wireguard_port: 51820,
         advertise: Advertise::Aggregate,
         cluster_cidrs: vec![],
         mtu: None,

@@ -20,6 +20,9 @@ pub struct NodeInfo {
     pub pod_cidrs: Vec<IpNet>,
     /// The `NetworkUnavailable` condition as (status, reason), if present.
     pub network_unavailable: Option<(String, String)>,
+    /// Its WireGuard public key (annotation
+    /// [`crate::wireguard::KEY_ANNOTATION`]), as published.
+    pub wireguard_key: Option<String>,
 }
 
 impl NodeInfo {
@@ -34,6 +37,12 @@ impl NodeInfo {
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|cs| cs.iter().find(|c| c.type_ == "NetworkUnavailable"))
                 .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default())),
+            wireguard_key: node
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::wireguard::KEY_ANNOTATION))
+                .cloned(),
         }
     }
 

@@ -59,6 +59,9 @@ pub enum AgentError {
     /// The IPAM store could not be read.
     #[error("IPAM store: {0}")]
     Ipam(#[from] ferry_ipam::IpamError),
+    /// WireGuard (`--encryption wireguard`): key file, device, UAPI.
+    #[error("{0}")]
+    WireGuard(#[from] ferry_wireguard::WgError),
     /// The node is not ready to be configured (no podCIDR, not found, ...).
     #[error("{0}")]
     NotReady(String),

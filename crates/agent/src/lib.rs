@@ -50,6 +50,8 @@ pub mod status_patch;
 pub mod uninstall;
 pub mod vxlan;
 pub mod watch;
+pub mod wireguard;
+pub mod wireguard_device;
 
 pub use error::AgentError;
 
@@ -94,6 +96,13 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "",
         resource: "nodes/status",
+        verbs: &["patch"],
+    },
+    // `--encryption wireguard`: the node's WireGuard public key, an
+    // annotation on its Node (metadata has no subresource of its own).
+    ApiCall {
+        group: "",
+        resource: "nodes",
         verbs: &["patch"],
     },
     // NetworkPolicy (`--network-policy`, and `status`): watches of all

@@ -144,6 +144,7 @@ pub struct RouteChanges {
 pub fn converge(h: &mut Handle, desired: &[RouteSpec]) -> Result<RouteChanges, AgentError> {
     let current = main_routes(h)?;
     let plan = plan(&current, desired);
+    let current = &current;
     let mut changes = RouteChanges {
         conflicts: plan.conflicts,
         ..Default::default()
@@ -152,8 +153,25 @@ pub fn converge(h: &mut Handle, desired: &[RouteSpec]) -> Result<RouteChanges, A
     // replace, so forwarding never has a gap; stale ones go last as well.
     for op in &plan.ops {
         if let RouteOp::Replace(r) = op {
-            h.replace_route(r)
-                .map_err(|e| AgentError::netlink(format!("route replace {}", r.dst), e))?;
+            let replaced = match h.replace_route(r) {
+                // IPv6 refuses an onlink gateway that the very route being
+                // replaced covers through another device ("Nexthop has
+                // invalid gateway or device mismatch"), e.g. when a peer
+                // moves from ferry.wg to ferry.vxlan: delete, then add.
+                Err(e) if r.onlink && e.errno() == Some(nix::libc::EINVAL) => {
+                    for old in current
+                        .iter()
+                        .filter(|c| c.protocol == RTPROT_FERRY_NODE && c.dst == r.dst)
+                    {
+                        h.delete_route(old).map_err(|e| {
+                            AgentError::netlink(format!("route delete {}", r.dst), e)
+                        })?;
+                    }
+                    h.replace_route(r)
+                }
+                other => other,
+            };
+            replaced.map_err(|e| AgentError::netlink(format!("route replace {}", r.dst), e))?;
             tracing::info!(dst = %r.dst, via = ?r.gateway, "route set");
             changes.replaced += 1;
         }

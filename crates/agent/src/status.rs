@@ -38,6 +38,8 @@ pub struct Report {
     /// `--encapsulation` (resolved), and the VXLAN device when there is one.
     pub encapsulation: String,
     pub vxlan: Result<Option<String>, String>,
+    /// The WireGuard device, as [`crate::wireguard_device::describe`] says.
+    pub wireguard: Result<Option<String>, String>,
     /// ferry's nft table.
     pub nat: Result<Option<nat::NatState>, String>,
     pub learned: Option<Result<Vec<String>, String>>,
@@ -59,6 +61,7 @@ impl Report {
             routes: Vec::new(),
             encapsulation: String::new(),
             vxlan: Ok(None),
+            wireguard: Ok(None),
             nat: Ok(None),
             learned: None,
             conflist: None,
@@ -182,6 +185,10 @@ fn gather_local(o: &Opts, nodes: Result<Nodes, String>) -> Report {
         .map_err(|e| AgentError::netlink("open", e))
         .and_then(|mut h| crate::vxlan::describe(&mut h))
         .map_err(|e| e.to_string());
+    r.wireguard = ferry_netlink::Handle::new()
+        .map_err(|e| AgentError::netlink("open", e))
+        .and_then(|mut h| crate::wireguard_device::describe(&mut h, &o.wireguard_run_dir))
+        .map_err(|e| e.to_string());
     r.nat = nat::read().map_err(|e| e.to_string());
     r.fast_path = fast_path::observe(&o.bpf_dir).map_err(|e| e.to_string());
     if o.routing != Routing::Direct {
@@ -295,6 +302,11 @@ impl fmt::Display for Report {
             Err(e) => {
                 writeln!(f, "vxlan:      cannot read ({e})")?;
             }
+        }
+        match &self.wireguard {
+            Ok(Some(w)) => writeln!(f, "wireguard:  {w}")?,
+            Ok(None) => writeln!(f, "wireguard:  none")?,
+            Err(e) => writeln!(f, "wireguard:  cannot read ({e})")?,
         }
         match &self.nat {
             Ok(Some(t)) => {

@@ -52,6 +52,29 @@ pub fn is_ferry_reason(reason: &str) -> bool {
     reason.starts_with("Ferry")
 }
 
+/// The merge patch setting annotation `key` to `value`.
+pub fn annotation_patch(key: &str, value: &str) -> Value {
+    json!({"metadata": {"annotations": {key: value}}})
+}
+
+/// Sets annotation `key` to `value` on `node` (a merge patch of its
+/// metadata: the other annotations stay).
+pub async fn annotate(
+    api: &Api<Node>,
+    node: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), AgentError> {
+    api.patch(
+        node,
+        &PatchParams::default(),
+        &Patch::Merge(annotation_patch(key, value)),
+    )
+    .await
+    .map_err(|e| AgentError::Kube(format!("annotate node {node}: {e}")))?;
+    Ok(())
+}
+
 async fn patch(api: &Api<Node>, node: &str, p: Value) -> Result<(), AgentError> {
     api.patch_status(node, &PatchParams::default(), &Patch::Strategic(p))
         .await

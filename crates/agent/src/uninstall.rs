@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::cli::Opts;
 use crate::install::{remove_file, Binaries};
-use crate::{fast_path, frr_glue, kube_client, nat, routes, status_patch, vxlan, AgentError};
+use crate::{
+    fast_path, frr_glue, kube_client, nat, routes, status_patch, vxlan, wireguard_device,
+    AgentError,
+};
 
 /// How long uninstall tries the API (it is best effort: the node is
 /// cleaned either way).
@@ -26,6 +29,10 @@ pub struct Removed {
     pub routes: usize,
     /// The VXLAN device (with its FDB, neighbours and routes).
     pub vxlan: bool,
+    /// The WireGuard device (and the routes through it).
+    pub wireguard: bool,
+    /// The WireGuard private key file.
+    pub wireguard_key: bool,
     pub frr_config: bool,
     /// Interfaces the fast path was detached from.
     pub fast_path: usize,
@@ -74,6 +81,13 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
             .and_then(|mut h| vxlan::remove(&mut h))
             .map(|b| removed.vxlan = b),
     );
+    keep(
+        ferry_netlink::Handle::new()
+            .map_err(|e| AgentError::netlink("open", e))
+            .and_then(|mut h| wireguard_device::remove(&mut h, &o.wireguard_run_dir))
+            .map(|b| removed.wireguard = b),
+    );
+    keep(remove_file(&o.wireguard_key_file).map(|b| removed.wireguard_key = b));
     if o.frr_pathspace.is_some()
         || o.frr_conf_dir.is_some()
         || o.routing != crate::cli::Routing::Direct

@@ -49,6 +49,25 @@ pub fn vtep_net(cidr: &IpNet) -> IpNet {
     IpNet::new(a, if a.is_ipv4() { 32 } else { 128 }).expect("host prefix")
 }
 
+/// Routes into a tunnel device (`ifindex`): per (node, podCIDRs), each
+/// podCIDR `via` its network address, `onlink` (VXLAN and WireGuard).
+pub fn tunnel_routes<'a>(
+    peers: impl Iterator<Item = (&'a str, &'a [IpNet])>,
+    ifindex: u32,
+) -> Vec<RouteSpec> {
+    peers
+        .flat_map(|(node, cidrs)| {
+            cidrs.iter().map(move |c| RouteSpec {
+                dst: *c,
+                via: vtep_addr(c),
+                oif: ifindex,
+                onlink: true,
+                node: node.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// The device's MTU over an uplink of `uplink_mtu`.
 pub fn device_mtu(uplink_mtu: u32) -> u32 {
     uplink_mtu.saturating_sub(VXLAN_V4_OVERHEAD)
@@ -107,18 +126,12 @@ impl VxlanPlan {
 
     /// The routes through the device (`ifindex`): one per peer podCIDR.
     pub fn routes(&self, ifindex: u32) -> Vec<RouteSpec> {
-        self.peers
-            .iter()
-            .flat_map(|p| {
-                p.cidrs.iter().map(move |c| RouteSpec {
-                    dst: *c,
-                    via: vtep_addr(c),
-                    oif: ifindex,
-                    onlink: true,
-                    node: p.node.clone(),
-                })
-            })
-            .collect()
+        tunnel_routes(
+            self.peers
+                .iter()
+                .map(|p| (p.node.as_str(), p.cidrs.as_slice())),
+            ifindex,
+        )
     }
 
     fn fdb(&self) -> BTreeMap<[u8; 6], IpAddr> {

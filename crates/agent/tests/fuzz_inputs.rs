@@ -216,6 +216,8 @@ fn fuzz_node_objects() {
                 } else {
                     Encapsulation::Never
                 },
+                encryption: ferryd::cli::Encryption::None,
+                wireguard_port: 51820,
                 advertise: Advertise::Aggregate,
                 cluster_cidrs: Vec::new(),
                 mtu: None,

@@ -64,6 +64,21 @@ fn metric(lab: &Lab, series_name: &str) -> f64 {
     series(&lab.nodes[0], series_name).unwrap_or(0.0)
 }
 
+/// `series_name` once it has not moved for 1.5 s (at most 15 s): a sync
+/// the last policy change queued may still be on its way.
+fn settled(lab: &Lab, series_name: &str) -> f64 {
+    let mut v = metric(lab, series_name);
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let now = metric(lab, series_name);
+        if now == v {
+            break;
+        }
+        v = now;
+    }
+    v
+}
+
 const REPLACED: &str = "ferry_network_policy_applies_total{result=\"replaced\"}";
 const ELEMENTS: &str = "ferry_network_policy_applies_total{result=\"elements\"}";
 
@@ -135,7 +150,7 @@ fn ingress_deny_then_allow_by_pods_namespaces_and_named_port() {
     assert!(!connects(&c2.ns, &web.ip, 9101), "past endPort");
 
     // Pod churn: a new client is let in by elements, no table replace.
-    let replaced = metric(&lab, REPLACED);
+    let replaced = settled(&lab, REPLACED);
     let elements = metric(&lab, ELEMENTS);
     let c3 = pod(&mut lab, "default", "c3", json!({"app": "client"}));
     expect(

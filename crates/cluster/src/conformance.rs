@@ -18,12 +18,13 @@
 //! - **Suites**: [`Suite`]; the cases that cannot pass here for a reason
 //!   outside ferry are skipped by name from `conformance/skips.txt`, each
 //!   with its reason, besides the tags every suite skips.
-//! - **After**: the JUnit report, the full log and `results.txt` (summary,
-//!   slowest cases, failures) in one directory, outside the lab's root so
-//!   `down` keeps them.
+//! - **Parallel**: `--parallel N` runs the cases on N ginkgo nodes at
+//!   once, skipping the `[Serial]` ones ([`crate::ginkgo`]).
+//! - **After**: the JUnit reports (one per node), the full log and
+//!   `results.txt` (summary, slowest cases, failures) in one directory,
+//!   outside the lab's root so `down` keeps them.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use crate::e2e_env;
 pub use crate::e2e_env::Internet;
 use crate::e2e_images;
 use crate::error::{ClusterError, Result};
+use crate::ginkgo::{self, Follower};
 use crate::junit::{self, Case, Status, Summary};
 use crate::node::CONTAINERD_SOCK;
 use crate::procs::Place;
@@ -168,9 +170,13 @@ pub fn regex_escape(s: &str) -> String {
     out
 }
 
-/// ginkgo's skip: the suite's tags, every skip-file case, `extra`.
-pub fn skip_regex(suite: Suite, skips: &[Skip], extra: Option<&str>) -> String {
+/// ginkgo's skip: the suite's tags, `[Serial]` in a parallel run, every
+/// skip-file case, `extra`.
+pub fn skip_regex(suite: Suite, skips: &[Skip], extra: Option<&str>, parallel: bool) -> String {
     let mut parts = vec![suite.tag_skip()];
+    if parallel {
+        parts.push(ginkgo::SERIAL.into());
+    }
     parts.extend(skips.iter().map(|s| regex_escape(&s.name)));
     parts.extend(extra.map(String::from));
     parts.join("|")
@@ -188,6 +194,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// The lab's internet host, standing in for google.com.
     pub internet: Internet,
+    /// ginkgo nodes running cases at once (1: e2e.test alone).
+    pub parallel: u32,
 }
 
 /// What a run gave.
@@ -198,6 +206,8 @@ pub struct Outcome {
     pub summary: Option<Summary>,
     pub cases: Vec<Case>,
     pub wall: Duration,
+    /// ginkgo nodes.
+    pub parallel: u32,
     /// e2e.test exited 0 and reported no failure.
     pub ok: bool,
 }
@@ -212,8 +222,16 @@ impl Outcome {
 
     /// `results.txt`: summary, wall time, the 10 slowest, failures.
     pub fn report(&self) -> String {
+        let nodes = if self.parallel > 1 {
+            format!(
+                " on {} ginkgo nodes ([Serial] cases skipped)",
+                self.parallel
+            )
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "suite {} in {:.0} s\n{}\n\nslowest:\n",
+            "suite {}{nodes} in {:.0} s\n{}\n\nslowest:\n",
             self.suite.name(),
             self.wall.as_secs_f64(),
             self.summary.as_ref().map(Summary::text).unwrap_or_else(|| {
@@ -268,38 +286,6 @@ pub fn e2e_args(c: &Cluster, focus: &str, skip: &str, dir: &Path) -> Result<Vec<
     ])
 }
 
-/// Prints e2e's per-case progress lines (`{"msg":"PASSED ...",...}`) that
-/// appeared in `log` since `*at`.
-fn follow(log: &Path, at: &mut u64, pending: &mut String, say: &mut dyn FnMut(&str)) {
-    let Ok(mut f) = File::open(log) else { return };
-    if f.seek(SeekFrom::Start(*at)).is_err() {
-        return;
-    }
-    let mut buf = Vec::new();
-    if let Ok(n) = f.read_to_end(&mut buf) {
-        *at += n as u64;
-    }
-    pending.push_str(&String::from_utf8_lossy(&buf));
-    while let Some(nl) = pending.find('\n') {
-        let line: String = pending.drain(..=nl).collect();
-        if let Some(p) = progress(&line) {
-            say(&p);
-        }
-    }
-}
-
-/// `[completed/total] PASSED name` from one of e2e's JSON progress lines.
-pub fn progress(line: &str) -> Option<String> {
-    // Ginkgo writes its `S`/`•` markers on the same line, before the JSON.
-    let json = &line[line.find("{\"msg\"")?..];
-    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
-    let msg = v["msg"].as_str()?;
-    if !(msg.starts_with("PASSED ") || msg.starts_with("FAILED ")) {
-        return None;
-    }
-    Some(format!("[{}/{}] {msg}", v["completed"], v["total"]))
-}
-
 /// Runs one suite; `say` gets the progress lines.
 pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let suite = opts.suite;
@@ -340,7 +326,8 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
     ));
     let skips = parse_skips(SKIPS)?;
     let focus = opts.focus.clone().unwrap_or_else(|| suite.focus().into());
-    let skip = skip_regex(suite, &skips, opts.skip.as_deref());
+    let nodes = opts.parallel.max(1);
+    let skip = skip_regex(suite, &skips, opts.skip.as_deref(), nodes > 1);
     let args = e2e_args(c, &focus, &skip, &dir)?;
     let listed: String = skips
         .iter()
@@ -352,9 +339,20 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
     let out = File::create(&log).map_err(ClusterError::io("creating", &log))?;
     let err = out.try_clone().map_err(ClusterError::io("opening", &log))?;
     let e2e = c.paths.kube_binary("e2e.test")?;
+    let runner = if nodes > 1 {
+        c.paths.kube_binary("ginkgo")?
+    } else {
+        e2e.clone()
+    };
+    ginkgo::clear_reports(&dir)?;
     say(&format!(
-        "e2e.test ({}) in {} — log {}",
+        "e2e.test ({}{}) in {} — log {}",
         suite.name(),
+        if nodes > 1 {
+            format!(", {nodes} ginkgo nodes, [Serial] skipped")
+        } else {
+            String::new()
+        },
         c.state.router_netns,
         log.display()
     ));
@@ -372,8 +370,7 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
     .map(|s| s.to_string())
     .collect();
     wrapped.push(hosts.display().to_string());
-    wrapped.push(e2e.display().to_string());
-    wrapped.extend(args.iter().cloned());
+    wrapped.extend(ginkgo::command_line(&e2e, &runner, nodes, &args));
     let mut cmd =
         Place::netns(&c.state.router_netns).command(Path::new("/usr/bin/unshare"), &wrapped);
     cmd.current_dir(&dir)
@@ -382,26 +379,23 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
         .stderr(err);
     let t = Instant::now();
     let mut child = cmd.spawn().map_err(|e| ClusterError::Command {
-        command: format!("{} {}", e2e.display(), args.join(" ")),
+        command: format!("{} {}", runner.display(), args.join(" ")),
         output: e.to_string(),
     })?;
-    let (mut at, mut pending) = (0u64, String::new());
+    let mut follower = Follower::default();
     let status = loop {
-        follow(&log, &mut at, &mut pending, say);
+        follower.poll(&log, say);
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) => std::thread::sleep(Duration::from_secs(1)),
-            Err(e) => return Err(ClusterError::io("waiting for", &e2e)(e)),
+            Err(e) => return Err(ClusterError::io("waiting for", &runner)(e)),
         }
     };
-    follow(&log, &mut at, &mut pending, say);
+    follower.poll(&log, say);
     let wall = t.elapsed();
     let text = std::fs::read_to_string(&log).map_err(ClusterError::io("reading", &log))?;
     let summary = junit::summary(&text);
-    let report = dir.join("junit_01.xml");
-    let cases = std::fs::read_to_string(&report)
-        .map(|x| junit::cases(&x))
-        .unwrap_or_default();
+    let cases = ginkgo::cases(&dir);
     let ok = status.success() && summary.as_ref().is_some_and(|s| s.failed == 0);
     let o = Outcome {
         suite,
@@ -409,6 +403,7 @@ pub fn run_suite(c: &Cluster, opts: &Options, say: &mut dyn FnMut(&str)) -> Resu
         summary,
         cases,
         wall,
+        parallel: nodes,
         ok,
     };
     write_file(&dir.join("results.txt"), o.report().as_bytes(), 0o644)?;
@@ -446,9 +441,14 @@ mod tests {
                 reason: "r".into(),
             }],
             Some("extra"),
+            false,
         );
         assert!(skip.starts_with(r"\[Feature:|\[Disruptive\]"), "{skip}");
         assert!(skip.ends_with(r"|\[a\] b|extra"), "{skip}");
+        assert!(!skip.contains("Serial"), "{skip}");
+        let par = skip_regex(Suite::Ci, &[], None, true);
+        assert!(par.ends_with(r"|\[Serial\]"), "{par}");
+        assert!(par.starts_with(r"\[Feature:|\[Disruptive\]"), "{par}");
         assert!(!Suite::Netpol.tag_skip().contains("Feature"));
     }
 
@@ -462,20 +462,5 @@ mod tests {
             .unwrap()
             .contains("every case should pass"));
         assert!(Suite::Network.note().is_none());
-    }
-
-    #[test]
-    fn reads_progress_lines() {
-        let l = r#"{"msg":"PASSED [sig-network] Services should find a service from listing all namespaces [Conformance]","total":40,"completed":3,"skipped":100,"failed":0}"#;
-        assert_eq!(
-            progress(l).unwrap(),
-            "[3/40] PASSED [sig-network] Services should find a service from listing all namespaces [Conformance]"
-        );
-        assert!(progress(r#"{"msg":"Test Suite starting","total":40}"#).is_none());
-        let marked = format!("SSSS•{l}\n");
-        assert!(progress(&marked)
-            .unwrap()
-            .starts_with("[3/40] PASSED [sig-network] Services"));
-        assert!(progress("Dec  6 03:00:00.000: INFO: x").is_none());
     }
 }

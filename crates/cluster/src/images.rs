@@ -1,7 +1,7 @@
 //! The images every node imports, made here from files on this machine:
 //!
 //! - `localhost/ferry:0.1.0`: ferry's image as deploy/Dockerfile's `ferry`
-//!   target has it (`/usr/local/bin/{ferryd,ferry,ferry-ipam}`, entrypoint
+//!   target has it (`/usr/local/bin/{ferryd,ferry,ferry-ipam,ferry-wg}`, entrypoint
 //!   `ferryd run`), from statically linked release binaries;
 //! - `localhost/ferry-lab/toolbox:1`: busybox-static with the applets the
 //!   checks use (ping, nc, wget, httpd, ...), also for anyone exploring;
@@ -19,7 +19,7 @@ pub const PAUSE_IMAGE: &str = "localhost/ferry-lab/pause:1";
 /// The statically linked busybox (Debian's busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
 /// ferry's binaries in its image.
-pub const FERRY_BINARIES: [&str; 3] = ["ferryd", "ferry", "ferry-ipam"];
+pub const FERRY_BINARIES: [&str; 4] = ["ferryd", "ferry", "ferry-ipam", "ferry-wg"];
 
 /// Applets linked next to busybox in the toolbox.
 const TOOLBOX_APPLETS: &[&str] = &[
@@ -141,7 +141,7 @@ pub fn ferry(bin_dir: &Path) -> Result<Image> {
             return Err(ClusterError::Invalid(format!(
                 "{} is not a statically linked executable: build with \
                  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
-                 --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd",
+                 --target x86_64-unknown-linux-gnu -p ferry-plugin -p ferryd -p ferry-wireguard-userspace",
                 from.display()
             )));
         }

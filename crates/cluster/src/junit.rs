@@ -148,6 +148,21 @@ mod tests {
     }
 
     #[test]
+    fn reads_ginkgos_aggregated_parallel_summary() {
+        // `ginkgo -nodes=3`: the nodes' own lines come first, then the
+        // aggregator's failures, summary and verdict.
+        let log = "Running in parallel across 3 nodes\n\
+                   {\"msg\":\"FAILED x\",\"total\":-1,\"completed\":4}\n\
+                   Summarizing 1 Failure:\n\n[Fail] [sig-network] x\n\n\
+                   Ran 31 of 5667 Specs in 412.345 seconds\n\
+                   FAIL! -- 30 Passed | 1 Failed | 0 Pending | 5636 Skipped\n\n\n\
+                   Ginkgo ran 1 suite in 7m2.1s\nTest Suite Failed\n";
+        let s = summary(log).unwrap();
+        assert_eq!((s.passed, s.failed, s.pending, s.skipped), (30, 1, 0, 5636));
+        assert_eq!(s.ran_line, "Ran 31 of 5667 Specs in 412.345 seconds");
+    }
+
+    #[test]
     fn reads_junit_cases() {
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
   <testsuite name="Kubernetes e2e suite" tests="3" failures="1" errors="0" time="90">

@@ -38,6 +38,7 @@ pub mod e2e_images;
 pub mod error;
 pub mod forward;
 pub mod frr_image;
+pub mod ginkgo;
 pub mod images;
 pub mod junit;
 pub mod kubeconfig;

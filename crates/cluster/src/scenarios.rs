@@ -66,7 +66,9 @@ impl Pinger {
         let netns = pod_netns(c, from)?;
         let child = Command::new("nsenter")
             .arg(format!("--net={}", netns.display()))
-            .args(["ping", "-n", "-i", "0.1", "-W", "1", &to.ip])
+            // -q: only the totals, at the end. A line per reply would
+            // fill the unread pipe after ~1,090 replies and stall ping.
+            .args(["ping", "-q", "-n", "-i", "0.1", "-W", "1", &to.ip])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

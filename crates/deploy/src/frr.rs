@@ -1,14 +1,24 @@
 //! ospf/bgp: FRR as a container beside ferryd (an ordinary one: native
 //! sidecars need Kubernetes 1.29), sharing its config and socket
-//! directories through emptyDirs; the secret from a Secret the user
-//! creates; the daemons FRR starts from a ConfigMap.
+//! directories with it; the secret from a Secret the user creates; the
+//! daemons FRR starts from a ConfigMap.
+//!
+//! A rolling update restarts FRR with the pod. bgp: graceful restart needs
+//! nothing of the pod (the directories are emptyDirs). ospf: the FRR
+//! container's preStop hook announces the restart (`graceful-restart
+//! prepare ip ospf`), and both directories are on the node ([`HOST_DIRS`],
+//! under `/run`), so that the new pod's ospfd finds its restart state
+//! (`ospfd-gr.json`, which FRR 8.4 keeps in its run directory) and starts
+//! with the last config ferryd rendered: it rejoins as the restarting
+//! router of RFC 3623, and the other nodes keep its routes meanwhile.
 
 use std::collections::BTreeMap;
 
 use ferry_frr::{FrrSpec, Mode};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Probe,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, ExecAction,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, Probe, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
 };
 
 use crate::objects::{capabilities, env, meta, mount, resources};
@@ -22,6 +32,17 @@ pub const RUN_DIR: &str = "/var/run/frr";
 pub const DAEMONS_CONFIG_MAP: &str = "ferry-frr";
 /// Where the Secret is mounted in ferryd's containers.
 pub const SECRET_DIR: &str = "/etc/ferry/secret";
+/// ospf: the host directories holding FRR's config and run directories
+/// (volume `frr-conf`, `frr-run`), kept across FRR's restart with the pod.
+pub const HOST_DIRS: [(&str, &str); 2] = [
+    ("frr-conf", "/run/ferry/frr/conf"),
+    ("frr-run", "/run/ferry/frr/run"),
+];
+/// ospf: the FRR container's preStop hook (the restart announced in
+/// grace-LSAs and recorded in `ospfd-gr.json` before FRR stops).
+pub const OSPF_PRE_STOP: [&str; 3] = ["vtysh", "-c", "graceful-restart prepare ip ospf"];
+/// FRR's image's start-up script.
+pub const DOCKER_START: &str = "/usr/lib/frr/docker-start";
 /// FRR's memory: request and limit.
 pub const FRR_MEMORY: (&str, &str) = ("64Mi", "256Mi");
 
@@ -65,12 +86,8 @@ pub fn daemons_file(routing: Routing) -> String {
     for d in &daemons {
         // zebra: a netlink receive buffer that holds a full route dump,
         // and its routes kept in the kernel across FRR's restart.
-        // (bgp only: ospf mode keeps FRR's defaults until OSPF's graceful
-        // restart is proven on a real cluster.)
-        let extra = if *d == "zebra" && routing == Routing::Bgp {
+        let extra = if *d == "zebra" {
             format!(" {}", ferry_frr::ZEBRA_OPTIONS.join(" "))
-        } else if *d == "zebra" {
-            " -s 90000000".to_string()
         } else {
             String::new()
         };
@@ -125,14 +142,24 @@ pub fn volumes(routing: Routing) -> Vec<Volume> {
     let Some((secret, _, _)) = secret(routing) else {
         return Vec::new();
     };
-    let empty = |name: &str| Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
+    let dir = |name: &str| match HOST_DIRS.iter().find(|(n, _)| *n == name) {
+        Some((_, path)) if routing == Routing::Ospf => Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: (*path).into(),
+                type_: Some("DirectoryOrCreate".into()),
+            }),
+            ..Volume::default()
+        },
+        _ => Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
     };
     vec![
-        empty("frr-conf"),
-        empty("frr-run"),
+        dir("frr-conf"),
+        dir("frr-run"),
         Volume {
             name: "frr-daemons".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -153,13 +180,31 @@ pub fn volumes(routing: Routing) -> Vec<Volume> {
     ]
 }
 
+/// How the FRR container starts: as FRR's image does (tini, then its
+/// `docker-start`). ospf, whose run directory is a hostPath kept on the
+/// node: first made FRR's (the daemons write there as user `frr`; kubelet
+/// makes a new hostPath root's), and the old FRR's pid files removed,
+/// since FRR's start-up script stops whatever process a pid file names,
+/// and in the new container that number may be another process.
+pub fn start_command(routing: Routing) -> Vec<String> {
+    let mut argv = vec!["/sbin/tini", "--"];
+    let clean = format!("chown frr:frr {RUN_DIR}; rm -f {RUN_DIR}/*.pid; exec {DOCKER_START}");
+    if routing == Routing::Ospf {
+        argv.extend(["/bin/sh", "-c", &clean]);
+    } else {
+        argv.push(DOCKER_START);
+    }
+    argv.into_iter().map(String::from).collect()
+}
+
 /// FRR, as an ordinary container of the pod (started beside `ferryd run`,
 /// which waits until FRR answers before configuring it). Its startupProbe
 /// gives the daemons 2 minutes to come up. Its privileges are what FRR's
 /// daemons ask for at start (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW,
 /// SYS_ADMIN, binding port 179). BGP's graceful restart needs no hook: the
-/// other nodes keep the routes of a peer whose session just ends.
-pub fn container(images: &Images) -> Container {
+/// other nodes keep the routes of a peer whose session just ends. OSPF's
+/// does: [`OSPF_PRE_STOP`] (see the module's doc).
+pub fn container(routing: Routing, images: &Images) -> Container {
     let mut mounts = vec![
         mount("frr-conf", CONF_DIR, false),
         mount("frr-run", RUN_DIR, false),
@@ -172,11 +217,7 @@ pub fn container(images: &Images) -> Container {
         name: "frr".into(),
         image: Some(images.frr.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(
-            ["/sbin/tini", "--", "/usr/lib/frr/docker-start"]
-                .map(String::from)
-                .to_vec(),
-        ),
+        command: Some(start_command(routing)),
         startup_probe: Some(Probe {
             exec: Some(ExecAction {
                 command: Some(["vtysh", "-c", "show version"].map(String::from).to_vec()),
@@ -184,6 +225,15 @@ pub fn container(images: &Images) -> Container {
             period_seconds: Some(2),
             failure_threshold: Some(60),
             ..Probe::default()
+        }),
+        lifecycle: (routing == Routing::Ospf).then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(OSPF_PRE_STOP.map(String::from).to_vec()),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
         }),
         volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {
@@ -205,19 +255,54 @@ mod tests {
     /// FRR restarting with its pod keeps the node's routes: zebra retains
     /// them, and OSPF announces the restart before FRR stops.
     #[test]
-    fn bgp_zebra_keeps_routes_across_restart() {
-        let zebra = |routing| {
-            daemons_file(routing)
+    fn zebra_keeps_routes_across_restart_and_ospf_announces_it() {
+        for routing in [Routing::Ospf, Routing::Bgp] {
+            let zebra = daemons_file(routing)
                 .lines()
                 .find(|l| l.starts_with("zebra_options="))
                 .expect("zebra's options")
-                .to_string()
+                .to_string();
+            assert!(
+                zebra.contains(" -r ") && zebra.contains(" -K 120"),
+                "{zebra}"
+            );
+        }
+        let images = Images::default();
+        let hook = |routing| {
+            container(routing, &images)
+                .lifecycle
+                .and_then(|l| l.pre_stop)
+                .and_then(|h| h.exec)
+                .and_then(|e| e.command)
         };
-        let bgp = zebra(Routing::Bgp);
-        assert!(bgp.contains(" -r ") && bgp.contains(" -K 120"), "{bgp}");
         assert_eq!(
-            zebra(Routing::Ospf),
-            "zebra_options=\"-A 127.0.0.1 -s 90000000\""
+            hook(Routing::Ospf),
+            Some(OSPF_PRE_STOP.map(String::from).to_vec())
         );
+        assert_eq!(hook(Routing::Bgp), None);
+        // ospf: the kept run dir is FRR's and has no stale pid file when
+        // FRR's own start-up runs.
+        let ospf = start_command(Routing::Ospf).join(" ");
+        assert!(
+            ospf.starts_with("/sbin/tini -- /bin/sh -c chown frr:frr /var/run/frr; rm -f /var/run/frr/*.pid; exec /usr/lib/frr/docker-start"),
+            "{ospf}"
+        );
+        assert_eq!(
+            start_command(Routing::Bgp).join(" "),
+            "/sbin/tini -- /usr/lib/frr/docker-start"
+        );
+        // ospf: config and restart state on the node; bgp: emptyDirs.
+        for (routing, on_node) in [(Routing::Ospf, true), (Routing::Bgp, false)] {
+            for v in volumes(routing)
+                .iter()
+                .filter(|v| v.name.starts_with("frr-"))
+            {
+                if v.name == "frr-daemons" {
+                    continue;
+                }
+                assert_eq!(v.host_path.is_some(), on_node, "{routing:?}: {}", v.name);
+                assert_eq!(v.empty_dir.is_some(), !on_node, "{routing:?}: {}", v.name);
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! | `ferry.yaml` | `--routing direct`: kernel routes between nodes, no FRR |
 //! | `ferry-ospf.yaml` | `--routing ospf` with FRR beside ferryd, MD5 key from Secret `ferry-ospf` |
 //! | `ferry-bgp.yaml` | `--routing bgp` with FRR beside ferryd, TCP-MD5 password from Secret `ferry-bgp` |
+//! | `ferry-wireguard.yaml` | `--routing direct` with `--encryption wireguard`: pod traffic between nodes through WireGuard |
 //! | `ferry-uninstall.yaml` | a DaemonSet running `ferryd uninstall` on every node |
 //!
 //! Every file uses only what Kubernetes 1.20 has (no native sidecars), so
@@ -44,10 +45,12 @@ mod objects;
 mod pod;
 mod rbac;
 mod uninstall;
+mod wireguard;
 mod yaml;
 
 pub use ferryd::cli::Routing;
 pub use frr::{daemons, daemons_file};
+pub use wireguard::FILE as WIREGUARD_FILE;
 pub use yaml::{parse, Object, YamlError};
 
 /// Namespace of every object (kubeadm's `kube-system`).
@@ -186,9 +189,11 @@ pub fn file_name(routing: Routing) -> &'static str {
 /// The file of the uninstall DaemonSet.
 pub const UNINSTALL_FILE: &str = "ferry-uninstall.yaml";
 
-/// Every file, in order: one per routing mode, then the uninstall one.
+/// Every file, in order: one per routing mode, the WireGuard one, then
+/// the uninstall one.
 pub fn manifests(images: &Images) -> Vec<Manifest> {
     let mut out: Vec<Manifest> = ROUTINGS.iter().map(|r| install(*r, images)).collect();
+    out.push(wireguard::manifest(images));
     out.push(uninstall::manifest(images));
     out
 }

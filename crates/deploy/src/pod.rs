@@ -339,7 +339,7 @@ pub fn daemonset(routing: Routing, images: &Images) -> DaemonSet {
     agent.readiness_probe = Some(http_probe("/readyz", 5, 3));
     let mut containers = vec![agent];
     if uses_frr(routing) {
-        containers.push(frr::container(images));
+        containers.push(frr::container(routing, images));
     }
     let mut volumes = host_volumes();
     volumes.push(cri);

@@ -13,8 +13,9 @@ use crate::rbac;
 use crate::{Images, Manifest, Object, Routing, NAMESPACE, UNINSTALL_FILE, UNINSTALL_NAME};
 
 pub fn manifest(images: &Images) -> Manifest {
-    // The direct-mode settings: the FRR pieces go with the ferry pod
-    // (the FRR container's emptyDirs), so only what lives on the host is left.
+    // The direct-mode settings: the FRR pieces go with the ferry pod (the
+    // FRR container's emptyDirs; in ospf mode its dirs under /run/ferry,
+    // gone at reboot), so only what lives on the host is left.
     let mut uninstall = agent_container("uninstall", "uninstall", Routing::Direct, images);
     uninstall.resources = Some(resources("10m", ("16Mi", "64Mi")));
     let pause = Container {

@@ -56,5 +56,8 @@ fn prepare_pins_the_fast_path_where_ferryd_looks() {
             );
         }
     }
-    assert_eq!(seen, 3, "direct, ospf and bgp each have prepare");
+    assert_eq!(
+        seen, 4,
+        "direct, direct with WireGuard, ospf and bgp each have prepare"
+    );
 }

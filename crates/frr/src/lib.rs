@@ -13,10 +13,13 @@
 //! * [`Frr::learned_routes`] reports what OSPF/BGP learned, for status.
 //!
 //! Graceful restart, so that FRR restarting with ferry's pod (a rolling
-//! update) loses no route in bgp mode: BGP `graceful-restart` with
-//! `preserve-fw-state`, and zebra started with [`ZEBRA_OPTIONS`]. OSPF has
-//! no graceful restart here: its neighbours relearn a restarted node's
-//! routes within seconds.
+//! update) loses no route: zebra started with [`ZEBRA_OPTIONS`], and BGP
+//! `graceful-restart` with `preserve-fw-state`, or OSPF (RFC 3623)
+//! `graceful-restart` and `graceful-restart helper enable`, with
+//! `capability opaque` for the grace-LSAs. OSPF's restart must be
+//! announced before FRR stops (`graceful-restart prepare ip ospf`, which
+//! also writes `ospfd-gr.json` in FRR's run directory), and the new ospfd
+//! must find that file and start with this config; see ferry-deploy.
 //!
 //! Timers are set for a LAN of nodes: OSPF hellos every 250 ms (dead 1 s),
 //! throttles at 0 (OSPFv3: hello 1 s, dead 4 s); BGP keepalive 3 s / hold
@@ -59,7 +62,10 @@ use std::time::Duration;
 pub const ZEBRA_OPTIONS: &[&str] = &["-s", "90000000", "-r", "-K", "120"];
 
 pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
-pub use render::{render, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4, ROUTE_MAP_V6};
+pub use render::{
+    render, OSPF_GRACE_PERIOD, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4,
+    ROUTE_MAP_V6,
+};
 pub use routes::{LearnedRoute, Nexthop};
 pub use spec::{Advertise, FrrSpec, Mode, SpecError, DEFAULT_ASN};
 
@@ -91,4 +97,18 @@ pub enum FrrError {
     NotApplied { remaining: Vec<String> },
     #[error("cannot parse the output of `{command}`: {detail}")]
     Parse { command: String, detail: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// zebra keeps its routes at start as long as the other nodes keep a
+    /// restarting node's OSPF routes: the routes of neither end first.
+    #[test]
+    fn zebra_keeps_routes_for_the_ospf_grace_period() {
+        let k = ZEBRA_OPTIONS.iter().position(|o| *o == "-K").expect("-K");
+        assert_eq!(ZEBRA_OPTIONS[k + 1], OSPF_GRACE_PERIOD.to_string());
+        assert!(ZEBRA_OPTIONS.contains(&"-r"));
+    }
 }

@@ -17,6 +17,11 @@ pub const ROUTE_MAP_V4: &str = "FERRY-EXPORT-V4";
 pub const ROUTE_MAP_V6: &str = "FERRY-EXPORT-V6";
 /// The BGP peer-group of the node mesh.
 pub const PEER_GROUP: &str = "ferry";
+/// OSPF graceful restart: how long the other nodes keep a restarting
+/// node's routes at most, in seconds (FRR's default, which the config
+/// shows as plain `graceful-restart`; the time zebra keeps its routes at
+/// start, [`crate::ZEBRA_OPTIONS`]'s `-K`).
+pub const OSPF_GRACE_PERIOD: u32 = 120;
 
 /// Render the node's whole FRR config. Call [`FrrSpec::validate`] first:
 /// an invalid spec renders into a config FRR rejects.
@@ -150,6 +155,14 @@ fn ospf(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
         let _ = writeln!(w, " ospf router-id {}", spec.router_id);
         let _ = writeln!(w, " redistribute {source} route-map {ROUTE_MAP_V4}");
         line(w, " passive-interface default");
+        // Graceful restart (RFC 3623): before FRR stops with its pod, a
+        // preStop hook announces the restart in grace-LSAs (opaque LSAs,
+        // hence `capability opaque`), and the other nodes, as helpers,
+        // keep this node's adjacency and routes until it is back.
+        line(w, " capability opaque");
+        // FRR's default grace period, which it shows as no number.
+        line(w, " graceful-restart");
+        line(w, " graceful-restart helper enable");
         line(w, " timers throttle lsa all 0");
         line(w, " timers throttle spf 0 50 1000");
         line(w, " timers lsa min-arrival 0");

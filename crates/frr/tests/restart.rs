@@ -25,9 +25,11 @@ fn bgp_spec(lab: &Lab, i: usize) -> FrrSpec {
     spec
 }
 
-fn converged(lab: &Lab) -> bool {
+/// Every node has every other node's pod CIDR via that node (kernel
+/// routes of protocol `proto`).
+fn converged(lab: &Lab, proto: &str) -> bool {
     lab.nodes.iter().all(|n| {
-        let v4 = n.routes("bgp", false);
+        let v4 = n.routes(proto, false);
         lab.nodes
             .iter()
             .filter(|o| o.index != n.index)
@@ -68,7 +70,7 @@ fn bgp_frr_restart_loses_no_ping() {
     let specs: Vec<_> = (0..3).map(|i| bgp_spec(&lab, i)).collect();
     lab.apply_all(&specs);
     assert!(
-        wait_until(CONVERGE, || converged(&lab)).is_some(),
+        wait_until(CONVERGE, || converged(&lab, "bgp")).is_some(),
         "no convergence: {}",
         lab.frr[0].vtysh("show bgp summary")
     );
@@ -93,7 +95,7 @@ fn bgp_frr_restart_loses_no_ping() {
     let applied = lab.apply(1, &specs[1]);
     assert!(applied.changed);
     let back = wait_until(CONVERGE, || {
-        converged(&lab)
+        converged(&lab, "bgp")
             && lab.frr[0]
                 .vtysh("show bgp ipv4 unicast")
                 .lines()
@@ -109,6 +111,66 @@ fn bgp_frr_restart_loses_no_ping() {
             received,
             "pings lost across n1's FRR restart: {results:?}\n{}",
             lab.frr[0].vtysh("show bgp ipv4")
+        );
+    }
+}
+
+const OSPF_DAEMONS: &[&str] = &["zebra", "staticd", "ospfd"];
+
+/// OSPF graceful restart of n1 as its pod's end and a new pod do it: the
+/// preStop hook's `graceful-restart prepare ip ospf`, every daemon killed,
+/// a new FRR started with the frr.conf (and `ospfd-gr.json`) kept on the
+/// node, then ferryd's apply (a no-op). Measured 2026-12 (500 pings each
+/// way): without graceful restart in the config, 29 and 30 lost; with it
+/// but zebra without `-r -K` and a new FRR that starts empty until
+/// ferryd's apply, 104 and 106 lost; as here, none.
+#[test]
+fn ospf_graceful_restart_loses_no_ping() {
+    let mut lab = Lab::new("or", 3, 1);
+    lab.start_frr(OSPF_DAEMONS);
+    let specs: Vec<_> = (0..3).map(|i| lab.spec(i, Mode::Ospf)).collect();
+    lab.apply_all(&specs);
+    assert!(
+        wait_until(CONVERGE, || converged(&lab, "ospf")).is_some(),
+        "no convergence: {}",
+        lab.frr[0].vtysh("show ip ospf neighbor")
+    );
+    let dst = lab.nodes[1].pods[0].1.to_string();
+    let pings = [
+        start_ping(&lab.nodes[0].pods[0].0 .0, &dst),
+        start_ping(&lab.nodes[2].pods[0].0 .0, &dst),
+    ];
+    thread::sleep(Duration::from_secs(2));
+    // preStop, then the container's end.
+    lab.frr[1].vtysh("graceful-restart prepare ip ospf");
+    let kept = std::fs::read_to_string(lab.frr[1].frr.conf_file()).expect("frr.conf");
+    lab.frr[1].kill();
+    thread::sleep(Duration::from_secs(2));
+    lab.frr[1].restart(OSPF_DAEMONS, &kept);
+    let applied = lab.apply(1, &specs[1]);
+    assert!(!applied.changed, "{applied:?}");
+    let back = wait_until(CONVERGE, || {
+        converged(&lab, "ospf")
+            && !lab.frr[1]
+                .vtysh("show ip ospf")
+                .contains("Graceful restart in progress")
+    });
+    assert!(back.is_some(), "{}", lab.frr[1].logs());
+    let results: Vec<(u32, u32)> = pings.into_iter().map(ping_result).collect();
+    println!("OSPF restart of n1: (sent, received) n0->n1, n2->n1: {results:?}");
+    // The restart was a graceful one, and the helpers saw it end well.
+    let helper = lab.frr[0].vtysh("show ip ospf graceful-restart helper");
+    assert!(
+        helper.contains("Successful graceful restart"),
+        "{results:?}\n{helper}"
+    );
+    for (sent, received) in &results {
+        assert!(*sent > 100, "{results:?}");
+        assert_eq!(
+            sent,
+            received,
+            "pings lost: {results:?}\n{}",
+            lab.frr[1].logs()
         );
     }
 }

@@ -50,6 +50,14 @@ impl NodeDirs {
     pub fn cni_cache(&self) -> PathBuf {
         self.root.join("cni-cache")
     }
+    /// The node's WireGuard private key (`--encryption wireguard`).
+    pub fn wireguard_key(&self) -> PathBuf {
+        self.root.join("wireguard.key")
+    }
+    /// Where the node's `ferry-wg` has its UAPI socket.
+    pub fn wireguard_run(&self) -> PathBuf {
+        self.root.join("wireguard")
+    }
     pub fn log(&self) -> PathBuf {
         self.root.join("ferryd.log")
     }
@@ -111,6 +119,18 @@ pub fn args(cfg: &LabConfig, state: &State, node: &NodePlan) -> Vec<String> {
     ];
     if let Some(e) = &state.encapsulation {
         a.extend(["--encapsulation".into(), e.clone()]);
+    }
+    if let Some(e) = &state.encryption {
+        // The node's key and the userspace device's socket in the node's
+        // own directory (the nodes share one file system).
+        a.extend([
+            "--encryption".into(),
+            e.clone(),
+            "--wireguard-key-file".into(),
+            p(dirs.wireguard_key()),
+            "--wireguard-run-dir".into(),
+            p(dirs.wireguard_run()),
+        ]);
     }
     match state.routing {
         Routing::Direct => {}

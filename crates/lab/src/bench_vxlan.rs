@@ -1,10 +1,13 @@
-//! `bench-vxlan`: what the tunnel costs. In a `--subnets 2` lab with
-//! `--encapsulation cross-subnet` (prefix `vxb-`, its own), pod→pod TCP
-//! (iperf3) from k8s-master's pod to k8s-worker-2's (same subnet: a plain
-//! route) and to k8s-worker-1's (other subnet: VXLAN through the router),
-//! back to back, once with the eBPF fast path and once through the IP
-//! stack. The router forwards the tunnelled runs, so the ratio includes
-//! its hop as well as the encapsulation.
+//! `bench-vxlan`: what the tunnel costs, as issue 15 asks for it: pod↔pod
+//! TCP throughput over node↔node throughput **on the same links**. In a
+//! `--subnets 2` lab with `--encapsulation cross-subnet` (prefix `vxb-`,
+//! its own), iperf3 from k8s-master to k8s-worker-2 (same subnet: pods
+//! take a plain route) and to k8s-worker-1 (other subnet: pods take
+//! `ferry.vxlan`, through the router; the nodes' own traffic takes the
+//! same router without a tunnel). Each pod run is paired back to back with
+//! the node run between the same two nodes, the order alternating; the
+//! ratio is the median of the pairs' pod / node. Once with the eBPF fast
+//! path and once through the IP stack.
 
 use std::path::Path;
 
@@ -17,31 +20,47 @@ use crate::topo::Routing;
 /// The lab prefix of the bench.
 pub const PREFIX: &str = "vxb-";
 
+/// One path's medians (bits/s).
+#[derive(Debug, Clone)]
+pub struct PathFigures {
+    /// node → node between the two pods' nodes.
+    pub node_bps: f64,
+    /// pod → pod.
+    pub pod_bps: f64,
+    /// Median of the back-to-back ratios pod / node.
+    pub ratio: f64,
+}
+
 /// One lab's medians.
 #[derive(Debug, Clone)]
 pub struct TunnelFigures {
     pub fast_path: bool,
-    /// Same subnet, plain route (bits/s, median).
-    pub direct_bps: f64,
-    /// Other subnet, through ferry.vxlan (bits/s, median).
-    pub vxlan_bps: f64,
-    /// Median of the back-to-back ratios vxlan / direct.
-    pub ratio: f64,
+    /// Same subnet: pods on a plain route.
+    pub direct: PathFigures,
+    /// Other subnet: pods through ferry.vxlan.
+    pub vxlan: PathFigures,
     pub pairs: usize,
 }
 
 impl TunnelFigures {
     pub fn line(&self, seconds: u32) -> String {
+        let path = |what: &str, f: &PathFigures| {
+            format!(
+                "{what}: pod {:.2} / node {:.2} Gbit/s, ratio {:.3}",
+                f.pod_bps / 1e9,
+                f.node_bps / 1e9,
+                f.ratio
+            )
+        };
         format!(
-            "{}: pod→pod same subnet (direct) {:.2} Gbit/s, other subnet (VXLAN) {:.2} Gbit/s (medians): ratio {:.3} (median of {} back-to-back pairs of {} s runs)",
+            "{}: {}; {} (medians of {} back-to-back pairs of {} s runs)",
             if self.fast_path {
                 "with the eBPF fast path"
             } else {
                 "through the IP stack (--fast-path=false)"
             },
-            self.direct_bps / 1e9,
-            self.vxlan_bps / 1e9,
-            self.ratio,
+            path("same subnet (direct)", &self.direct),
+            path("other subnet (VXLAN)", &self.vxlan),
             self.pairs,
             seconds
         )
@@ -69,30 +88,39 @@ fn pod_on(lab: &Lab, node: &str) -> Result<Pod> {
         .ok_or_else(|| LabError::Invalid(format!("no pod on {node}")))
 }
 
-/// `pairs` back-to-back runs (which goes first alternates).
-pub fn measure(lab: &Lab, seconds: u32, pairs: usize) -> Result<TunnelFigures> {
-    let from = pod_on(lab, "k8s-master")?;
-    let same = pod_on(lab, "k8s-worker-2")?;
-    let other = pod_on(lab, "k8s-worker-1")?;
-    let run = |to: &Pod| iperf(&to.netns, &from.netns, &to.ips[0], seconds);
-    let (mut direct, mut tunnel, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+/// `pairs` back-to-back pod and node runs between k8s-master and `to`
+/// (which goes first alternates).
+pub(crate) fn path(lab: &Lab, to: &str, seconds: u32, pairs: usize) -> Result<PathFigures> {
+    let (from_pod, to_pod) = (pod_on(lab, "k8s-master")?, pod_on(lab, to)?);
+    let (from_node, to_node) = (lab.node("k8s-master")?, lab.node(to)?);
+    let pod = || iperf(&to_pod.netns, &from_pod.netns, &to_pod.ips[0], seconds);
+    let node = || iperf(&to_node.netns, &from_node.netns, &to_node.ip, seconds);
+    let (mut nodes, mut pods, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pairs.max(1) {
-        let (d, t) = if i % 2 == 0 {
-            let d = run(&same)?;
-            (d, run(&other)?)
+        let (n, p) = if i % 2 == 0 {
+            let n = node()?;
+            (n, pod()?)
         } else {
-            let t = run(&other)?;
-            (run(&same)?, t)
+            let p = pod()?;
+            (node()?, p)
         };
-        direct.push(d);
-        tunnel.push(t);
-        ratios.push(t / d);
+        nodes.push(n);
+        pods.push(p);
+        ratios.push(p / n);
     }
+    Ok(PathFigures {
+        node_bps: median(nodes),
+        pod_bps: median(pods),
+        ratio: median(ratios),
+    })
+}
+
+/// Both paths of one lab.
+pub fn measure(lab: &Lab, seconds: u32, pairs: usize) -> Result<TunnelFigures> {
     Ok(TunnelFigures {
         fast_path: lab.state.fast_path,
-        direct_bps: median(direct),
-        vxlan_bps: median(tunnel),
-        ratio: median(ratios),
+        direct: path(lab, "k8s-worker-2", seconds, pairs)?,
+        vxlan: path(lab, "k8s-worker-1", seconds, pairs)?,
         pairs: pairs.max(1),
     })
 }

@@ -12,6 +12,7 @@ use ferry_cluster::checks::{self, Surroundings};
 use ferry_cluster::{Cluster, ClusterPaths, ClusterSpec, NodeSpec};
 
 use crate::error::{LabError, Result};
+use crate::lab::UpOptions;
 use crate::state::{LabConfig, NodeState, Pod, State};
 use crate::topo::{self, Routing};
 use crate::{net, sh};
@@ -54,10 +55,29 @@ pub fn cluster_paths(cfg: &LabConfig) -> ClusterPaths {
 }
 
 /// Refuses what `up --kubernetes` cannot do, before anything is made.
-pub fn validate(_routing: Routing, dual_stack: bool) -> Result<()> {
-    if dual_stack {
+pub fn validate(opts: &UpOptions) -> Result<()> {
+    if opts.dual_stack {
         return Err(LabError::Invalid(
             "--kubernetes: no --dual-stack yet".into(),
+        ));
+    }
+    if opts.encryption.is_some() {
+        return Err(LabError::Invalid(
+            "--encryption is for the embedded lab (no manifest turns WireGuard on yet)".into(),
+        ));
+    }
+    if opts.encapsulation.is_some() {
+        return Err(LabError::Invalid(
+            "--encapsulation is for the embedded lab; with --kubernetes the manifest's \
+             FERRY_ENCAPSULATION applies (cross-subnet in deploy/ferry.yaml)"
+                .into(),
+        ));
+    }
+    if opts.subnets > 1 && opts.routing != Routing::Direct {
+        return Err(LabError::Invalid(
+            "--kubernetes --subnets 2 needs --routing direct (VXLAN across the subnets; \
+             the router speaks no OSPF/BGP)"
+                .into(),
         ));
     }
     Ok(())
@@ -72,12 +92,15 @@ pub fn up(
     opts: &KubeOptions,
     say: &dyn Fn(&str),
 ) -> Result<Cluster> {
-    validate(state.routing, state.dual_stack)?;
-    net::build_fixed(&cfg.prefix, false, 1)?;
-    say("switch, router 172.16.97.1 and internet host 203.0.113.10 cabled");
+    net::build_fixed(&cfg.prefix, false, state.subnets)?;
+    say(if state.subnets > 1 {
+        "switch (2 segments), router 172.16.97.1 + 172.16.98.1 and internet host 203.0.113.10 cabled"
+    } else {
+        "switch, router 172.16.97.1 and internet host 203.0.113.10 cabled"
+    });
     let mut specs = vec![];
     for i in 0..nodes {
-        let plan = topo::node_plan(&cfg.prefix, i, false);
+        let plan = topo::node_plan_in(&cfg.prefix, i, false, state.subnets);
         net::add_node(&cfg.prefix, &plan)?;
         // What the README's node preparation sets (per netns here).
         sh::sysctl(&plan.netns, "net.ipv4.ip_forward", "1")?;
@@ -252,4 +275,44 @@ pub fn down(cfg: &LabConfig) -> Result<ferry_cluster::teardown::Removed> {
 
 pub fn leftovers(cfg: &LabConfig) -> Vec<String> {
     ferry_cluster::teardown::leftovers(&cluster_paths(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(routing: Routing, subnets: usize) -> UpOptions {
+        UpOptions {
+            routing,
+            subnets,
+            ..UpOptions::default()
+        }
+    }
+
+    #[test]
+    fn two_subnets_only_with_direct_routing() {
+        assert!(validate(&kube(Routing::Direct, 2)).is_ok());
+        assert!(validate(&kube(Routing::Direct, 1)).is_ok());
+        assert!(validate(&kube(Routing::Ospf, 1)).is_ok());
+        for r in [Routing::Ospf, Routing::Bgp] {
+            let e = validate(&kube(r, 2)).unwrap_err().to_string();
+            assert!(e.contains("needs --routing direct"), "{e}");
+        }
+    }
+
+    #[test]
+    fn encapsulation_and_dual_stack_refused() {
+        let mut o = kube(Routing::Direct, 2);
+        o.encapsulation = Some("always".into());
+        assert!(validate(&o).unwrap_err().to_string().contains("manifest"));
+        let mut o = kube(Routing::Direct, 1);
+        o.dual_stack = true;
+        assert!(validate(&o).unwrap_err().to_string().contains("dual-stack"));
+        let mut o = kube(Routing::Direct, 1);
+        o.encryption = Some("wireguard".into());
+        assert!(validate(&o)
+            .unwrap_err()
+            .to_string()
+            .contains("--encryption"));
+    }
 }

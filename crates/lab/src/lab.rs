@@ -29,6 +29,9 @@ pub struct UpOptions {
     /// ferryd's `--encapsulation` (`never`, `cross-subnet`, `always`);
     /// `None`: ferryd's default.
     pub encapsulation: Option<String>,
+    /// ferryd's `--encryption` (`none`, `wireguard`); `None`: ferryd's
+    /// default (none).
+    pub encryption: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -43,6 +46,7 @@ impl Default for UpOptions {
             kubernetes: None,
             subnets: 1,
             encapsulation: None,
+            encryption: None,
         }
     }
 }
@@ -73,12 +77,7 @@ impl Lab {
             )));
         }
         if opts.kubernetes.is_some() {
-            crate::kube::validate(opts.routing, opts.dual_stack)?;
-            if opts.subnets > 1 || opts.encapsulation.is_some() {
-                return Err(LabError::Invalid(
-                    "--subnets and --encapsulation are for the embedded lab".into(),
-                ));
-            }
+            crate::kube::validate(opts)?;
         }
         if cfg.state_file().exists() {
             return Err(LabError::AlreadyUp {
@@ -88,6 +87,11 @@ impl Lab {
         }
         for bin in ["ferryd", "ferry-apiserver", "ferry", "ferry-ipam"] {
             cfg.binary(bin)?;
+        }
+        if opts.encryption.as_deref() == Some("wireguard") {
+            // ferryd starts it from its own directory (this kernel has no
+            // WireGuard).
+            cfg.binary("ferry-wg")?;
         }
         let cni_version = pods::reference_cni_version()?;
         let mut lab = Lab {
@@ -106,6 +110,7 @@ impl Lab {
                 kubernetes: opts.kubernetes.is_some(),
                 subnets: opts.subnets,
                 encapsulation: opts.encapsulation.clone(),
+                encryption: opts.encryption.clone(),
             },
             cfg,
             started: Instant::now(),

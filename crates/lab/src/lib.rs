@@ -30,6 +30,7 @@ pub mod agent;
 pub mod api;
 pub mod bench;
 pub mod bench_vxlan;
+pub mod bench_wireguard;
 pub mod check;
 pub mod down;
 pub mod error;

@@ -57,6 +57,10 @@ enum Cmd {
         /// (default: ferryd's own, cross-subnet with direct routing).
         #[arg(long, value_parser = ["never", "cross-subnet", "always"])]
         encapsulation: Option<String>,
+        /// ferryd's --encryption: none or wireguard (here the userspace
+        /// device, ferry-wg, which must be built beside ferryd).
+        #[arg(long, value_parser = ["none", "wireguard"])]
+        encryption: Option<String>,
         /// Run ferryd with `--fast-path=false` (pod traffic through the IP
         /// stack only).
         #[arg(long)]
@@ -114,6 +118,10 @@ enum Cmd {
         /// /var/tmp/ferry-conformance/<prefix>/<suite>-<time>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run the cases on N ginkgo nodes at once (`ginkgo -nodes=N`);
+        /// N > 1 skips the `[Serial]` cases.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        parallel: u32,
     },
     /// Every pod↔pod, pod↔node and pod→internet (masqueraded) probe.
     Check,
@@ -143,14 +151,25 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
-    /// Pod→pod TCP throughput over VXLAN (other subnet) against a plain
-    /// route (same subnet), fast path on and off (builds and removes its
-    /// own `--subnets 2` labs, prefix vxb-).
+    /// Pod→pod TCP throughput over node→node on the same links, same
+    /// subnet (plain route) and other subnet (VXLAN), fast path on and off
+    /// (builds and removes its own `--subnets 2` labs, prefix vxb-).
     BenchVxlan {
         /// iperf3 seconds per run.
         #[arg(long, default_value_t = 3)]
         seconds: u32,
         /// Back-to-back same-subnet/other-subnet run pairs.
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+    },
+    /// Pod→pod TCP throughput through WireGuard (`--encryption
+    /// wireguard`, the userspace ferry-wg) against node→node on the same
+    /// link, fast path on and off (own labs, prefix wgb-).
+    BenchWireguard {
+        /// iperf3 seconds per run.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        /// Back-to-back node/pod run pairs.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
     },
@@ -190,6 +209,7 @@ fn run(cli: Cli) -> Result<()> {
             dual_stack,
             subnets,
             encapsulation,
+            encryption,
             no_fast_path,
             kubernetes,
             manifest,
@@ -210,6 +230,7 @@ fn run(cli: Cli) -> Result<()> {
                 kubernetes,
                 subnets,
                 encapsulation,
+                encryption,
             };
             let lab = match Lab::up(cfg, &opts) {
                 Ok(lab) => lab,
@@ -263,12 +284,13 @@ fn run(cli: Cli) -> Result<()> {
             focus,
             skip,
             out,
+            parallel,
         } => {
             let lab = Lab::load(cfg.clone())?;
             if !lab.state.kubernetes {
                 bail!("conformance needs a lab made with `up --kubernetes`");
             }
-            conformance(&cfg, &suite, focus, skip, out)?;
+            conformance(&cfg, &suite, focus, skip, out, parallel)?;
         }
         Cmd::KubeForward {
             netns,
@@ -330,6 +352,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
             ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &mut |l| println!("{l}"))?;
         }
+        Cmd::BenchWireguard { seconds, pairs } => {
+            println!("ferry-lab bench-wireguard: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
+            ferry_lab::bench_wireguard::run(&cfg.bin_dir, seconds, pairs, &mut |l| {
+                println!("{l}")
+            })?;
+        }
         Cmd::Down => {
             let r = down::down(&cfg)?;
             if r.nothing() {
@@ -365,6 +393,7 @@ fn conformance(
     focus: Option<String>,
     skip: Option<String>,
     out: Option<PathBuf>,
+    parallel: u32,
 ) -> Result<()> {
     use ferry_cluster::conformance::{self as conf, Suite};
     let suites: Vec<Suite> = match suite {
@@ -389,6 +418,7 @@ fn conformance(
                 netns: ferry_lab::topo::fixed(&cfg.prefix).internet,
                 ip: ferry_lab::topo::INTERNET_HOST_V4.into(),
             },
+            parallel,
         };
         let o = conf::run_suite(&cluster, &opts, &mut |l| println!("{l}"))?;
         println!("{}", o.report());

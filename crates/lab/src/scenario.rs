@@ -351,15 +351,18 @@ fn agent_restart(lab: &mut Lab) -> Result<Outcome> {
     })
 }
 
-/// How long FRR stays down in bgp mode: past BGP's hold time (9 s), so a
-/// peer that was going to drop the routes would have done so.
+/// How long FRR stays down: past BGP's hold time (9 s) and many OSPF dead
+/// intervals (1 s), so a node that was going to drop the routes would have
+/// done so.
 const GRACEFUL_DOWN: Duration = Duration::from_secs(10);
 
-/// FRR's daemons on a worker are killed (as when its container ends) and start again from ferryd's frr.conf. In bgp
-/// mode graceful restart keeps its routes everywhere meanwhile (the other
-/// nodes keep them as stale, its own zebra leaves them in the kernel) and
-/// every cross-node ping is answered; in ospf mode the other nodes withdraw
-/// them within seconds.
+/// FRR's daemons on a worker are killed (as when its container ends) and
+/// start again from ferryd's frr.conf. Graceful restart keeps its routes
+/// everywhere meanwhile and every cross-node ping is answered: in bgp mode
+/// the other nodes keep them as stale; in ospf mode the restart is first
+/// announced (`graceful-restart prepare ip ospf`, the manifest's preStop
+/// hook) and the other nodes, as helpers, keep the node's adjacency and
+/// routes; its own zebra leaves them in the kernel either way.
 fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
     let node = worker(lab);
     let via = format!(" via {}", node.ip);
@@ -370,45 +373,33 @@ fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
         .collect();
     let has_routes_via =
         |n: &NodePlan| learnt(n).is_ok_and(|l| l.iter().any(|r| r.ends_with(&via)));
+    if lab.state.routing == Routing::Ospf {
+        crate::frr::vtysh(&node.netns, "graceful-restart prepare ip ospf")?;
+    }
     let t = Instant::now();
     let stopped = lab.kill_frr(&node.name)?;
-    let while_down = if lab.state.routing == Routing::Bgp {
-        std::thread::sleep(GRACEFUL_DOWN);
-        if let Some(n) = others.iter().find(|n| !has_routes_via(n)) {
-            return Err(LabError::scenario(
-                "frr-restart",
-                format!(
-                    "{} dropped the routes{via} while its FRR was down (graceful restart)",
-                    n.name
-                ),
-            ));
-        }
-        let mesh = check::run_pings(&check::pod_pings(&lab.state, true));
-        if let Some(bad) = mesh.iter().find(|p| !p.ok) {
-            return Err(LabError::scenario(
-                "frr-restart",
-                format!("while FRR was down: {}", bad.what),
-            ));
-        }
-        format!(
-            "the other nodes kept its routes (graceful restart) and {} cross-node pings were answered {} later",
-            mesh.len(),
-            ms(t.elapsed())
-        )
-    } else {
-        let withdrawn = sh::wait_for(
-            STEP_LIMIT,
-            Duration::from_millis(20),
-            "routes via the node without FRR to go",
-            || {
-                others
-                    .iter()
-                    .all(|n| !has_routes_via(n))
-                    .then(|| t.elapsed())
-            },
-        )?;
-        format!("other nodes withdrew its routes in {}", ms(withdrawn))
-    };
+    std::thread::sleep(GRACEFUL_DOWN);
+    if let Some(n) = others.iter().find(|n| !has_routes_via(n)) {
+        return Err(LabError::scenario(
+            "frr-restart",
+            format!(
+                "{} dropped the routes{via} while its FRR was down (graceful restart)",
+                n.name
+            ),
+        ));
+    }
+    let mesh = check::run_pings(&check::pod_pings(&lab.state, true));
+    if let Some(bad) = mesh.iter().find(|p| !p.ok) {
+        return Err(LabError::scenario(
+            "frr-restart",
+            format!("while FRR was down: {}", bad.what),
+        ));
+    }
+    let while_down = format!(
+        "the other nodes kept its routes (graceful restart) and {} cross-node pings were answered {} later",
+        mesh.len(),
+        ms(t.elapsed())
+    );
     let t = Instant::now();
     lab.start_frr(&node.name)?;
     lab.wait_converged(STEP_LIMIT)?;

@@ -150,6 +150,9 @@ pub struct State {
     /// ferryd's `--encapsulation`, when given (else ferryd's default).
     #[serde(default)]
     pub encapsulation: Option<String>,
+    /// ferryd's `--encryption`, when given.
+    #[serde(default)]
+    pub encryption: Option<String>,
 }
 
 fn yes() -> bool {
@@ -233,6 +236,7 @@ mod tests {
             kubernetes: false,
             subnets: 1,
             encapsulation: None,
+            encryption: None,
         };
         s.save(&cfg).unwrap();
         let back = State::load(&cfg).unwrap();

@@ -211,6 +211,7 @@ mod tests {
             kubernetes: false,
             subnets: 1,
             encapsulation: None,
+            encryption: None,
         };
         let t0 = vec![
             route("10.244.0.5/32", None, Some("veth"), "200"),

@@ -4,9 +4,30 @@
 
 mod common;
 
+use std::sync::RwLock;
+
 use ferry_lab::{api, routes, scenario, Routing, Scenario};
 
+/// ospfd keeps its graceful-restart state in one file for every FRR on
+/// the host (`/var/run/frr/ospfd-gr.json`, outside any pathspace): while
+/// frr-restart has announced a restart, an ospfd starting in another
+/// test's lab would read it as its own restart and hold back its routes
+/// for the grace period. So frr-restart in ospf mode runs alone among the
+/// ospf tests (the others share the lock).
+static OSPF_GR: RwLock<()> = RwLock::new(());
+
 fn run(tag: &str, routing: Routing, s: Scenario) -> (ferry_lab::DownGuard, ferry_lab::Lab) {
+    let (_shared, _alone) = match (routing, s) {
+        (Routing::Ospf, Scenario::FrrRestart) => (
+            None,
+            Some(OSPF_GR.write().unwrap_or_else(|e| e.into_inner())),
+        ),
+        (Routing::Ospf, _) => (
+            Some(OSPF_GR.read().unwrap_or_else(|e| e.into_inner())),
+            None,
+        ),
+        _ => (None, None),
+    };
     let (guard, mut lab) = common::up(tag, common::opts(routing));
     let out = scenario::run(&mut lab, s).unwrap_or_else(|e| panic!("{e}"));
     for l in &out.lines {
@@ -72,6 +93,14 @@ fn frr_restart_bgp_and_not_in_direct_mode() {
     let (_g, lab) = run("sfb", Routing::Bgp, Scenario::FrrRestart);
     assert!(!ferry_lab::frr::pids(&lab.plans()[1].netns).is_empty());
     assert!(!Scenario::FrrRestart.applies(Routing::Direct));
+}
+
+/// OSPF graceful restart: the other nodes keep the node's routes while
+/// its FRR is down (the scenario fails on a withdrawn route or a ping).
+#[test]
+fn frr_restart_ospf() {
+    let (_g, lab) = run("sfo", Routing::Ospf, Scenario::FrrRestart);
+    assert!(!ferry_lab::frr::pids(&lab.plans()[1].netns).is_empty());
 }
 
 #[test]

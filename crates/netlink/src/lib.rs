@@ -30,6 +30,7 @@ mod neigh;
 mod route;
 mod tc;
 mod vxlan;
+mod wireguard;
 
 use std::net::IpAddr;
 
