@@ -38,9 +38,16 @@ pub const HOST_DIRS: [(&str, &str); 2] = [
     ("frr-conf", "/run/ferry/frr/conf"),
     ("frr-run", "/run/ferry/frr/run"),
 ];
-/// ospf: the FRR container's preStop hook (the restart announced in
-/// grace-LSAs and recorded in `ospfd-gr.json` before FRR stops).
-pub const OSPF_PRE_STOP: [&str; 3] = ["vtysh", "-c", "graceful-restart prepare ip ospf"];
+/// ospf: the FRR container's preStop hook, `sh -c` [`ferry_frr::ospf_pre_stop`]:
+/// the restart announced in grace-LSAs and recorded in `ospfd-gr.json`,
+/// then a wait (at most 3 s) until every neighbor acknowledged them.
+pub fn ospf_pre_stop() -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        ferry_frr::ospf_pre_stop("vtysh"),
+    ]
+}
 /// FRR's image's start-up script.
 pub const DOCKER_START: &str = "/usr/lib/frr/docker-start";
 /// FRR's memory: request and limit.
@@ -203,7 +210,7 @@ pub fn start_command(routing: Routing) -> Vec<String> {
 /// daemons ask for at start (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW,
 /// SYS_ADMIN, binding port 179). BGP's graceful restart needs no hook: the
 /// other nodes keep the routes of a peer whose session just ends. OSPF's
-/// does: [`OSPF_PRE_STOP`] (see the module's doc).
+/// does: [`ospf_pre_stop`] (see the module's doc).
 pub fn container(routing: Routing, images: &Images) -> Container {
     let mut mounts = vec![
         mount("frr-conf", CONF_DIR, false),
@@ -229,7 +236,7 @@ pub fn container(routing: Routing, images: &Images) -> Container {
         lifecycle: (routing == Routing::Ospf).then(|| Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
-                    command: Some(OSPF_PRE_STOP.map(String::from).to_vec()),
+                    command: Some(ospf_pre_stop()),
                 }),
                 ..LifecycleHandler::default()
             }),
@@ -275,10 +282,7 @@ mod tests {
                 .and_then(|h| h.exec)
                 .and_then(|e| e.command)
         };
-        assert_eq!(
-            hook(Routing::Ospf),
-            Some(OSPF_PRE_STOP.map(String::from).to_vec())
-        );
+        assert_eq!(hook(Routing::Ospf), Some(ospf_pre_stop()));
         assert_eq!(hook(Routing::Bgp), None);
         // ospf: the kept run dir is FRR's and has no stale pid file when
         // FRR's own start-up runs.

@@ -85,6 +85,15 @@ impl Frr {
         }
     }
 
+    /// The vtysh command line that reaches this FRR, for a shell script
+    /// (such as [`crate::ospf_pre_stop`]'s).
+    pub fn vtysh_command(&self) -> String {
+        std::iter::once("vtysh".to_string())
+            .chain(self.vtysh_args())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn vtysh_args(&self) -> Vec<String> {
         let mut args = vec![
             "--config_dir".into(),

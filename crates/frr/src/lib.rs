@@ -17,11 +17,13 @@
 //! `graceful-restart` with `preserve-fw-state`, or OSPF (RFC 3623)
 //! `graceful-restart` and `graceful-restart helper enable`, with
 //! `capability opaque` for the grace-LSAs. OSPF's restart must be
-//! announced before FRR stops (`graceful-restart prepare ip ospf`, which
-//! also writes `ospfd-gr.json` in FRR's run directory), and the new ospfd
-//! must find that file and start with this config; see ferry-deploy.
+//! announced before FRR stops, and its grace-LSAs acknowledged
+//! ([`ospf_pre_stop`]; `graceful-restart prepare ip ospf` also writes
+//! `ospfd-gr.json` in FRR's run directory), and the new ospfd must find
+//! that file and start with this config; see ferry-deploy.
 //!
-//! Timers are set for a LAN of nodes: OSPF hellos every 250 ms (dead 1 s),
+//! Timers are set for a LAN of nodes: OSPF hellos every 2 s (dead 8 s;
+//! faster ones break graceful restart with MD5, see `render`),
 //! throttles at 0 (OSPFv3: hello 1 s, dead 4 s); BGP keepalive 3 s / hold
 //! 9 s, route-map changes applied at once, new peers served after 100 ms.
 //! Measured here: a new pod /32 reaches the other nodes in 25–45 ms over
@@ -43,6 +45,7 @@
 mod apply;
 mod cmd;
 mod hostname;
+mod prestop;
 mod render;
 mod routes;
 mod spec;
@@ -62,6 +65,7 @@ use std::time::Duration;
 pub const ZEBRA_OPTIONS: &[&str] = &["-s", "90000000", "-r", "-K", "120"];
 
 pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
+pub use prestop::{ospf_pre_stop, OSPF_ACK_WAIT_DECISECONDS};
 pub use render::{
     render, OSPF_GRACE_PERIOD, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4,
     ROUTE_MAP_V6,

@@ -126,7 +126,18 @@ fn ospf(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
     // The timers first: once `ip ospf area` enables the interface, its wait
     // timer runs with whatever dead interval is set by then (40 s default).
     if v4 {
-        line(w, " ip ospf dead-interval minimal hello-multiplier 4");
+        // Hellos every 2 s, not sub-second: with MD5 every packet carries
+        // a sequence number, `max(now in seconds, last + 1)`, which the
+        // neighbors require never to go back. At four hellos a second
+        // it ran ~3 ahead of the clock per second of uptime, so after a
+        // graceful restart (which starts again from the clock) the
+        // helpers dropped every packet of the restarted node ("bad
+        // sequence") until the clock caught up or the grace period
+        // ended, when its routes went. Below one packet a second it
+        // stays at the clock. A dead interval of 8 s costs little here:
+        // a node's pod CIDR is reached only through that node.
+        line(w, " ip ospf hello-interval 2");
+        line(w, " ip ospf dead-interval 8");
         line(w, " ip ospf retransmit-interval 1");
         if let Some(key) = &spec.ospf_auth_key {
             line(w, " ip ospf authentication message-digest");

@@ -285,7 +285,7 @@ fn ospf_md5_key_must_match() {
         "same key, no adjacency:\n{}",
         lab.frr[0].logs()
     );
-    // Several dead intervals (1 s) later, n2 is still alone.
+    // Two hello intervals (2 s) later, n2 is still alone.
     std::thread::sleep(Duration::from_secs(4));
     // Neighbors in state Full, per `show ip ospf neighbor json`.
     let full = |i: usize| {

@@ -7,11 +7,12 @@ mod common;
 
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
 use common::{wait_until, Lab};
-use ferry_frr::{FrrSpec, Mode};
+use ferry_frr::{ospf_pre_stop, FrrSpec, Mode};
 
 const DAEMONS: &[&str] = &["zebra", "staticd", "bgpd"];
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -117,52 +118,79 @@ fn bgp_frr_restart_loses_no_ping() {
 
 const OSPF_DAEMONS: &[&str] = &["zebra", "staticd", "ospfd"];
 
-/// OSPF graceful restart of n1 as its pod's end and a new pod do it: the
-/// preStop hook's `graceful-restart prepare ip ospf`, every daemon killed,
-/// a new FRR started with the frr.conf (and `ospfd-gr.json`) kept on the
-/// node, then ferryd's apply (a no-op). Measured 2026-12 (500 pings each
-/// way): without graceful restart in the config, 29 and 30 lost; with it
-/// but zebra without `-r -K` and a new FRR that starts empty until
-/// ferryd's apply, 104 and 106 lost; as here, none.
-#[test]
-fn ospf_graceful_restart_loses_no_ping() {
-    let mut lab = Lab::new("or", 3, 1);
+/// OSPF graceful restart of one node as its pod's end and a new pod do
+/// it: the preStop hook's `graceful-restart prepare ip ospf`, every daemon
+/// killed, a new FRR started with the frr.conf (and `ospfd-gr.json`) kept
+/// on the node, then ferryd's apply (a no-op). Measured 2026-12 (500
+/// pings each way, a DROther restarting): without graceful restart in the
+/// config, 29 and 30 lost; with it but zebra without `-r -K` and a new FRR
+/// that starts empty until ferryd's apply, 104 and 106 lost; as here, none.
+fn ospf_restart(tag: &str, pick: Role) {
+    // ospfd keeps its restart state in one file outside its pathspace.
+    let _one_at_a_time = OSPF_GR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(tag, 3, 1);
     lab.start_frr(OSPF_DAEMONS);
-    let specs: Vec<_> = (0..3).map(|i| lab.spec(i, Mode::Ospf)).collect();
+    // MD5 authentication, as the manifests have it (its sequence numbers
+    // must not go back across the restart).
+    let specs: Vec<_> = (0..3)
+        .map(|i| {
+            let mut spec = lab.spec(i, Mode::Ospf);
+            spec.ospf_auth_key = Some("ferry-gr-key".into());
+            spec
+        })
+        .collect();
     lab.apply_all(&specs);
     assert!(
-        wait_until(CONVERGE, || converged(&lab, "ospf")).is_some(),
+        wait_until(CONVERGE, || converged(&lab, "ospf") && dr(&lab).is_some()).is_some(),
         "no convergence: {}",
         lab.frr[0].vtysh("show ip ospf neighbor")
     );
-    let dst = lab.nodes[1].pods[0].1.to_string();
-    let pings = [
-        start_ping(&lab.nodes[0].pods[0].0 .0, &dst),
-        start_ping(&lab.nodes[2].pods[0].0 .0, &dst),
-    ];
+    // Some uptime: with sub-second hellos the MD5 sequence number ran
+    // ~70 s ahead of the clock by now, and the restarted node's packets
+    // were dropped as "bad sequence" for as long: the helpers had not
+    // taken it back by the end of the pings (the helper check failed).
+    thread::sleep(Duration::from_secs(UPTIME));
+    let dr = dr(&lab).expect("a DR");
+    let r = match pick {
+        Role::Dr => dr,
+        Role::Other => (0..3).find(|&i| i != dr).expect("a non-DR"),
+    };
+    let peers: Vec<usize> = (0..3).filter(|&i| i != r).collect();
+    let dst = lab.nodes[r].pods[0].1.to_string();
+    let pings: Vec<Child> = peers
+        .iter()
+        .map(|&i| start_ping(&lab.nodes[i].pods[0].0 .0, &dst))
+        .collect();
     thread::sleep(Duration::from_secs(2));
-    // preStop, then the container's end.
-    lab.frr[1].vtysh("graceful-restart prepare ip ospf");
-    let kept = std::fs::read_to_string(lab.frr[1].frr.conf_file()).expect("frr.conf");
-    lab.frr[1].kill();
+    // preStop (the manifest's script), then the container's end.
+    let hook = Command::new("sh")
+        .args(["-c", &ospf_pre_stop(&lab.frr[r].frr.vtysh_command())])
+        .status()
+        .expect("run the preStop script");
+    assert!(hook.success());
+    let kept = std::fs::read_to_string(lab.frr[r].frr.conf_file()).expect("frr.conf");
+    lab.frr[r].kill();
     thread::sleep(Duration::from_secs(2));
-    lab.frr[1].restart(OSPF_DAEMONS, &kept);
-    let applied = lab.apply(1, &specs[1]);
+    lab.frr[r].restart(OSPF_DAEMONS, &kept);
+    let applied = lab.apply(r, &specs[r]);
     assert!(!applied.changed, "{applied:?}");
     let back = wait_until(CONVERGE, || {
         converged(&lab, "ospf")
-            && !lab.frr[1]
+            && !lab.frr[r]
                 .vtysh("show ip ospf")
                 .contains("Graceful restart in progress")
     });
-    assert!(back.is_some(), "{}", lab.frr[1].logs());
+    assert!(back.is_some(), "{}", lab.frr[r].logs());
     let results: Vec<(u32, u32)> = pings.into_iter().map(ping_result).collect();
-    println!("OSPF restart of n1: (sent, received) n0->n1, n2->n1: {results:?}");
+    println!(
+        "OSPF restart of n{r} ({pick:?}; DR n{dr}): (sent, received) from {peers:?}: {results:?}"
+    );
     // The restart was a graceful one, and the helpers saw it end well.
-    let helper = lab.frr[0].vtysh("show ip ospf graceful-restart helper");
+    let helper = lab.frr[peers[0]].vtysh("show ip ospf graceful-restart helper");
     assert!(
         helper.contains("Successful graceful restart"),
-        "{results:?}\n{helper}"
+        "{results:?}\n{helper}\n{}",
+        lab.frr[r].logs()
     );
     for (sent, received) in &results {
         assert!(*sent > 100, "{results:?}");
@@ -170,7 +198,89 @@ fn ospf_graceful_restart_loses_no_ping() {
             sent,
             received,
             "pings lost: {results:?}\n{}",
-            lab.frr[1].logs()
+            peers
+                .iter()
+                .map(|&i| format!(
+                    "n{i}: {}\n{}\n{:?}\n{}",
+                    lab.frr[i].vtysh("show ip ospf graceful-restart helper detail"),
+                    lab.frr[i].vtysh("show ip ospf neighbor"),
+                    lab.nodes[i].routes("ospf", false),
+                    lab.frr[i].logs()
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
+    // The helpers may refuse the restarted node's first packets (its MD5
+    // sequence number starts again from the clock, which the last one
+    // sent may be a little ahead of), but only a few: with sub-second
+    // hellos they refused 71-77 each, about 20 s of its hellos, and the
+    // longer the uptime the more, past the grace period (2026-12-06).
+    for &i in &peers {
+        let refused = lab.frr[i].logs().matches("bad sequence").count();
+        println!("n{i} refused {refused} packets of n{r} as \"bad sequence\"");
+        assert!(
+            refused <= MAX_REFUSED,
+            "n{i} refused {refused} of n{r}'s packets"
+        );
+    }
+}
+
+/// Packets a helper may refuse: the few sent within the last seconds
+/// before the restart, beyond one a second.
+const MAX_REFUSED: usize = 10;
+
+/// `ospfd-gr.json` is shared by every ospfd on the host: one OSPF
+/// restart at a time.
+static OSPF_GR: Mutex<()> = Mutex::new(());
+
+/// How long the nodes run before one restarts.
+const UPTIME: u64 = 20;
+
+/// Which node restarts.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// The segment's Designated Router.
+    Dr,
+    /// A node that is not the DR.
+    Other,
+}
+
+/// The node the others see as the segment's DR, once all agree.
+fn dr(lab: &Lab) -> Option<usize> {
+    let seen: Vec<Option<usize>> = lab
+        .frr
+        .iter()
+        .map(|f| {
+            let text = f.vtysh("show ip ospf interface");
+            let id = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Designated Router (ID) "))?
+                .split_whitespace()
+                .next()?
+                .to_string();
+            lab.nodes.iter().position(|n| n.ip.to_string() == id)
+        })
+        .collect();
+    let first = seen[0]?;
+    seen.iter().all(|s| *s == Some(first)).then_some(first)
+}
+
+#[test]
+fn ospf_graceful_restart_loses_no_ping() {
+    ospf_restart("or", Role::Other);
+}
+
+/// The DR restarting: RFC 3623 has it elect itself again, and the
+/// helpers keep it as DR meanwhile. FRR 8.4.4's helpers do not always:
+/// the restarted DR's first hello is one-way (it has heard no one yet)
+/// and declares no DR; a helper stores that declaration even while
+/// helping, and a later election there makes the BDR the DR for a moment.
+/// Under load (three busy loops on this 2-core machine) that lost one
+/// helper every route until the end of the test in 3 runs of 5
+/// (2026-12-06). Run it with `--ignored`.
+#[test]
+#[ignore = "FRR 8.4.4: a GR helper takes the restarting DR's one-way hello's DR=0.0.0.0 and re-elects"]
+fn ospf_graceful_restart_of_the_dr_loses_no_ping() {
+    ospf_restart("od", Role::Dr);
 }

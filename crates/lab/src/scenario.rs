@@ -374,7 +374,9 @@ fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
     let has_routes_via =
         |n: &NodePlan| learnt(n).is_ok_and(|l| l.iter().any(|r| r.ends_with(&via)));
     if lab.state.routing == Routing::Ospf {
-        crate::frr::vtysh(&node.netns, "graceful-restart prepare ip ospf")?;
+        // What the manifest's preStop hook runs.
+        let vtysh = format!("vtysh -N {}", node.netns);
+        sh::run(std::process::Command::new("sh").args(["-c", &ferry_frr::ospf_pre_stop(&vtysh)]))?;
     }
     let t = Instant::now();
     let stopped = lab.kill_frr(&node.name)?;
