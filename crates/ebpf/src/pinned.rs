@@ -187,35 +187,52 @@ mod tests {
         assert_eq!(name_of(&base), name_of(&base.clone()));
     }
 
-    /// Pins removed on drop.
-    struct Pins(std::path::PathBuf);
+    /// A bpf file system of the test's own (the host may have none on
+    /// /sys/fs/bpf), with the pins in a directory of it; unmounted and
+    /// removed on drop.
+    struct Pins {
+        mount: std::path::PathBuf,
+        dir: std::path::PathBuf,
+    }
+
+    impl Pins {
+        fn new() -> Pins {
+            let mount = Path::new("/run").join(ferry_testkit::unique("ebpfpin"));
+            std::fs::create_dir_all(&mount).unwrap();
+            assert!(fastpath::ensure_bpffs(&mount).unwrap(), "not mounted");
+            let dir = mount.join("pins");
+            Pins { mount, dir }
+        }
+    }
 
     impl Drop for Pins {
         fn drop(&mut self) {
-            let _ = fastpath::unpin(&self.0);
+            let _ = fastpath::unpin(&self.dir);
+            let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&self.mount);
         }
     }
 
     #[test]
     fn this_builds_pinned_program_is_used_and_another_is_not() {
-        // Real bpf(2) on the host's bpf file system: needs root.
-        let pins = Pins(Path::new("/sys/fs/bpf").join(ferry_testkit::unique("ebpfpin")));
+        // Real bpf(2) on a real bpf file system: needs root.
+        let pins = Pins::new();
         assert!(matches!(
-            FastPath::open_pinned(&pins.0),
+            FastPath::open_pinned(&pins.dir),
             Ok(Pinned::Missing)
         ));
-        let loaded = FastPath::load(&pins.0).unwrap();
+        let loaded = FastPath::load(&pins.dir).unwrap();
         let id = loaded.prog_id().unwrap();
         let info = sys::prog_info_full(loaded.prog()).unwrap();
         assert_eq!(info.name, prog_name(), "the kernel reports the identity");
         assert_eq!(info.map_ids.len(), 4, "{info:?}");
-        match FastPath::open_pinned(&pins.0).unwrap() {
+        match FastPath::open_pinned(&pins.dir).unwrap() {
             Pinned::Usable(fp) => assert_eq!(fp.prog_id().unwrap(), id),
             other => panic!("this build's pin not used: {other:?}"),
         }
         // Another build's program, over the same maps or none.
-        let other = pin_stand_in(&pins.0, "ferry_000000000").unwrap();
-        match FastPath::open_pinned(&pins.0).unwrap() {
+        let other = pin_stand_in(&pins.dir, "ferry_000000000").unwrap();
+        match FastPath::open_pinned(&pins.dir).unwrap() {
             Pinned::Foreign(why) => assert!(
                 why.contains(&format!("id {other}")) && why.contains("ferry_000000000"),
                 "{why}"
@@ -223,15 +240,15 @@ mod tests {
             p => panic!("another build's pin used: {p:?}"),
         }
         // This build's name, but not over the maps pinned beside it.
-        pin_stand_in(&pins.0, prog_name()).unwrap();
-        match FastPath::open_pinned(&pins.0).unwrap() {
+        pin_stand_in(&pins.dir, prog_name()).unwrap();
+        match FastPath::open_pinned(&pins.dir).unwrap() {
             Pinned::Foreign(why) => assert!(why.contains("not the ones pinned"), "{why}"),
             p => panic!("a program over other maps used: {p:?}"),
         }
         // A load replaces it, keeping the maps.
-        let reloaded = FastPath::load(&pins.0).unwrap();
+        let reloaded = FastPath::load(&pins.dir).unwrap();
         assert!(matches!(
-            FastPath::open_pinned(&pins.0),
+            FastPath::open_pinned(&pins.dir),
             Ok(Pinned::Usable(_))
         ));
         let sorted = |mut v: Vec<u32>| {
