@@ -15,7 +15,8 @@
 //! Graceful restart, so that FRR restarting with ferry's pod (a rolling
 //! update) loses no route: zebra started with [`ZEBRA_OPTIONS`], and BGP
 //! `graceful-restart` with `preserve-fw-state`, or OSPF (RFC 3623)
-//! `graceful-restart` and `graceful-restart helper enable`, with
+//! `graceful-restart` and `graceful-restart helper enable` (helpers that
+//! keep helping across changes elsewhere: no strict LSA checking), with
 //! `capability opaque` for the grace-LSAs. OSPF's restart must be
 //! announced before FRR stops, and its grace-LSAs acknowledged
 //! ([`ospf_pre_stop`]; `graceful-restart prepare ip ospf` also writes

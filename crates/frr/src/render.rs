@@ -174,6 +174,14 @@ fn ospf(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
         // FRR's default grace period, which it shows as no number.
         line(w, " graceful-restart");
         line(w, " graceful-restart helper enable");
+        // Helpers keep helping across other changes (another node
+        // joining, leaving or restarting in the same rollout): each pod
+        // CIDR is reached only through its own node, so a change
+        // elsewhere makes the restarting node's kept routes no less
+        // right. With strict checking, a node gone 8 s earlier (its
+        // dead interval) ended the helping and the restarting node's
+        // routes went with it (the lab's frr-restart after node-leave).
+        line(w, " no graceful-restart helper strict-lsa-checking");
         line(w, " timers throttle lsa all 0");
         line(w, " timers throttle spf 0 50 1000");
         line(w, " timers lsa min-arrival 0");

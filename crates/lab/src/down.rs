@@ -109,11 +109,7 @@ pub fn down(cfg: &LabConfig) -> Result<Removed> {
         }
     }
     if !pathspaces.is_empty() {
-        for (daemon, file) in frr::SHARED_FILES {
-            if !any_process_named(daemon) {
-                let _ = std::fs::remove_file(file);
-            }
-        }
+        remove_unused_shared_files();
     }
     // The fast path's pins go with their bpf file system (the kernel frees
     // the programs once the node netns holding their attachments are gone).
@@ -139,6 +135,16 @@ pub fn down(cfg: &LabConfig) -> Result<Removed> {
     }
 }
 
+/// Removes FRR's files shared by every instance on the host
+/// ([`frr::SHARED_FILES`]) whose daemon runs nowhere.
+pub fn remove_unused_shared_files() {
+    for (daemon, file) in frr::SHARED_FILES {
+        if !any_process_named(daemon) {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
 /// Whether any process of that command name runs (read-only look).
 fn any_process_named(comm: &str) -> bool {
     std::fs::read_dir("/proc")
@@ -151,7 +157,16 @@ fn any_process_named(comm: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         })
-        .any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        // A daemon just stopped may linger as a zombie until it is reaped
+        // (here nothing may reap it for a while): it writes nothing.
+        .any(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|pid| pid.parse().ok())
+                .and_then(procs::Proc::of)
+                .is_some_and(|p| p.alive())
+        })
 }
 
 /// Everything of the lab that still exists, one line each (empty: clean).

@@ -171,6 +171,9 @@ impl Lab {
         agent::write_secrets(&lab.cfg)?;
         if opts.routing.uses_frr() {
             let daemons = frr::daemons(opts.routing, opts.dual_stack);
+            // A restart state left by an FRR that is gone (a crashed lab)
+            // would start this lab's first ospfd as a restarting router.
+            crate::down::remove_unused_shared_files();
             for r in check::parallel(&plans, 4, |n| {
                 frr::start(&n.netns, &n.netns, &n.name, &daemons)
             }) {
