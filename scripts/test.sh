@@ -91,6 +91,7 @@ echo "== lab: real Kubernetes, direct, two subnets, WireGuard"
 $lab -q up --kubernetes --routing direct --subnets 2 --pods-per-node 2 \
   --manifest deploy/ferry-wireguard.yaml >/dev/null
 $lab check
+$lab scenario uninstall   # also: no ferry.dev/wireguard-public-key left on a Node
 $lab down
 $lab leftovers
 after=$(host_state)

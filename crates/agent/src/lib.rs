@@ -125,12 +125,13 @@ pub const API_CALLS: &[ApiCall] = &[
 ];
 
 /// The API calls of `ferryd uninstall`: it reads its Node and removes
-/// ferry's `NetworkUnavailable` condition from it.
+/// ferry's `NetworkUnavailable` condition and annotation from it.
 pub const UNINSTALL_API_CALLS: &[ApiCall] = &[
+    // patch: ferry's annotation removed.
     ApiCall {
         group: "",
         resource: "nodes",
-        verbs: &["get"],
+        verbs: &["get", "patch"],
     },
     ApiCall {
         group: "",

@@ -124,6 +124,27 @@ pub async fn remove_ferry_condition(api: &Api<Node>, node: &str) -> Result<bool,
     Ok(ours)
 }
 
+/// Removes annotation `key` from `node` when it is there (a merge patch
+/// setting it to null: the other annotations stay). Returns whether it
+/// was there.
+pub async fn remove_annotation(api: &Api<Node>, node: &str, key: &str) -> Result<bool, AgentError> {
+    let n = api
+        .get(node)
+        .await
+        .map_err(|e| AgentError::Kube(format!("get node {node}: {e}")))?;
+    let there = n.metadata.annotations.is_some_and(|a| a.contains_key(key));
+    if there {
+        api.patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {key: null}}})),
+        )
+        .await
+        .map_err(|e| AgentError::Kube(format!("remove annotation {key} of node {node}: {e}")))?;
+    }
+    Ok(there)
+}
+
 /// Now, as RFC 3339 UTC with seconds (the API's `Time` format).
 pub fn rfc3339_now() -> String {
     let secs = std::time::SystemTime::now()

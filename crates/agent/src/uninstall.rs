@@ -1,7 +1,8 @@
 //! `ferryd uninstall`: removes everything ferryd made on this node, in the
 //! reverse order of making it (the conflist first, so kubelet stops using
 //! ferry before anything else goes), and last, when the API can be
-//! reached, ferry's `NetworkUnavailable` condition on the Node. Idempotent.
+//! reached, what ferry put on the Node: its `NetworkUnavailable` condition
+//! and its WireGuard public key annotation. Idempotent.
 
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Removed {
     pub fast_path: usize,
     /// ferry's `NetworkUnavailable` condition was removed from the Node.
     pub condition: bool,
+    /// ferry's annotation (the WireGuard public key) was removed from the Node.
+    pub annotation: bool,
 }
 
 impl Removed {
@@ -47,8 +50,8 @@ impl Removed {
 }
 
 /// Removes the conflist, the plugin binaries, the nft tables, the owned
-/// routes, the VXLAN device and ferryd's FRR config, then ferry's condition from the Node
-/// (see [`reset_condition`]). Every step runs even when an earlier one
+/// routes, the VXLAN and WireGuard devices and ferryd's FRR config, then
+/// ferry's condition and annotation from the Node (see [`reset_node`]). Every step runs even when an earlier one
 /// failed; the first error is returned after all ran (the API step never
 /// fails the uninstall).
 pub fn run(o: &Opts) -> Result<Removed, AgentError> {
@@ -94,7 +97,7 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
     {
         keep(frr_glue::remove(&frr_glue::frr_from_opts(o)).map(|b| removed.frr_config = b));
     }
-    removed.condition = reset_condition(o);
+    (removed.condition, removed.annotation) = reset_node(o);
     match first_err {
         Some(e) => Err(e),
         None => Ok(removed),
@@ -102,15 +105,16 @@ pub fn run(o: &Opts) -> Result<Removed, AgentError> {
 }
 
 /// Removes `NetworkUnavailable` from this Node when ferry set it (so the
-/// Node reads as before ferry; another plugin's condition stays), best
-/// effort: without API access, a node name, or within [`API_TIMEOUT`], it
-/// says why and leaves it. Returns whether it removed it.
-pub fn reset_condition(o: &Opts) -> bool {
+/// Node reads as before ferry; another plugin's condition stays) and
+/// ferry's annotation ([`crate::wireguard::KEY_ANNOTATION`]), best effort:
+/// without API access, a node name, or within [`API_TIMEOUT`], it says why
+/// and leaves them. Returns whether it removed each.
+pub fn reset_node(o: &Opts) -> (bool, bool) {
     let Some(node) = o.node_name() else {
         tracing::info!(
-            "no node name (--node-name, NODE_NAME): the Node's NetworkUnavailable is left as it is"
+            "no node name (--node-name, NODE_NAME): the Node's NetworkUnavailable and annotations are left as they are"
         );
-        return false;
+        return (false, false);
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,30 +122,40 @@ pub fn reset_condition(o: &Opts) -> bool {
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::warn!(error = %e, "tokio runtime: the Node's NetworkUnavailable is left as it is");
-            return false;
+            tracing::warn!(error = %e, "tokio runtime: the Node is left as it is");
+            return (false, false);
         }
     };
     let result = rt.block_on(async {
         let client = kube_client::client(o.kubeconfig.as_deref()).await?;
         let api: kube::Api<Node> = kube::Api::all(client);
-        tokio::time::timeout(
-            API_TIMEOUT,
-            status_patch::remove_ferry_condition(&api, &node),
-        )
+        tokio::time::timeout(API_TIMEOUT, async {
+            let condition = status_patch::remove_ferry_condition(&api, &node).await?;
+            let annotation =
+                status_patch::remove_annotation(&api, &node, crate::wireguard::KEY_ANNOTATION)
+                    .await?;
+            Ok::<_, AgentError>((condition, annotation))
+        })
         .await
         .map_err(|_| AgentError::Kube(format!("no answer within {API_TIMEOUT:?}")))?
     });
     match result {
-        Ok(removed) => {
-            if removed {
+        Ok((condition, annotation)) => {
+            if condition {
                 tracing::info!(node, "NetworkUnavailable (ferry's) removed from the Node");
             }
-            removed
+            if annotation {
+                tracing::info!(
+                    node,
+                    key = crate::wireguard::KEY_ANNOTATION,
+                    "annotation removed from the Node"
+                );
+            }
+            (condition, annotation)
         }
         Err(e) => {
-            tracing::warn!(error = %e, node, "the Node's NetworkUnavailable is left as it is");
-            false
+            tracing::warn!(error = %e, node, "the Node's NetworkUnavailable and annotations are left as they are");
+            (false, false)
         }
     }
 }

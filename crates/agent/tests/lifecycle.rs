@@ -218,16 +218,39 @@ fn uninstall_leaves_nothing() {
     wait_for(WAIT, "marked available", || {
         (lab.network_condition(&name) == Some(("False".into(), "FerryIsUp".into()))).then_some(())
     });
+    // ferry's annotation (as `--encryption wireguard` publishes it) and
+    // another's.
+    let annotations = serde_json::json!({"metadata": {"annotations": {
+        "ferry.dev/wireguard-public-key": "bm90IGEga2V5IGJ1dCBhIHN0YW5kLWluICAgICAgICA=",
+        "example.com/owner": "someone else",
+    }}});
+    lab.store().modify_node(&name, &annotations).unwrap();
     let n = &mut lab.nodes[0];
 
     let (ok, out, err) = n.ferryd_cmd(&kc, "uninstall");
     assert!(ok, "uninstall: {err}");
     assert!(out.contains("removed"), "{out}");
     assert!(out.contains("condition: true"), "{out}");
+    assert!(out.contains("annotation: true"), "{out}");
     assert_eq!(
         lab.network_condition(&name),
         None,
         "ferry's condition removed"
+    );
+    let left = lab
+        .store()
+        .get(&name)
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    assert!(
+        !left.contains_key("ferry.dev/wireguard-public-key"),
+        "{left:?}"
+    );
+    assert_eq!(
+        left.get("example.com/owner").map(String::as_str),
+        Some("someone else")
     );
     let n = &mut lab.nodes[0];
     assert!(!n.conflist().exists());

@@ -14,7 +14,8 @@ use crate::node;
 /// the manifest, `kubectl apply -f deploy/ferry-uninstall.yaml`, wait for
 /// its rollout, delete it. Then on every node: no conflist, no plugin
 /// binaries, no `inet ferry` table, no ferry routes (`proto 201`), and no
-/// `NetworkUnavailable` condition of ferry's left on the Node.
+/// `NetworkUnavailable` condition or `ferry.dev/` annotation of ferry's
+/// left on the Node.
 pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
     let k = c.kubectl()?;
     let manifest = c
@@ -105,6 +106,14 @@ pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
                 left.push(format!("{}: NetworkUnavailable {}", n.name, cond["reason"]));
             }
         }
+        if let Some(annotations) = node
+            .as_ref()
+            .and_then(|x| x["metadata"]["annotations"].as_object())
+        {
+            for key in annotations.keys().filter(|k| k.starts_with("ferry.dev/")) {
+                left.push(format!("{}: annotation {key}", n.name));
+            }
+        }
     }
     if !left.is_empty() {
         return Err(ClusterError::Check(format!(
@@ -113,7 +122,7 @@ pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
         )));
     }
     lines.push(format!(
-        "{} nodes: no conflist, plugin, nft table, route or NetworkUnavailable condition of ferry's left",
+        "{} nodes: no conflist, plugin, nft table, route, NetworkUnavailable condition or annotation of ferry's left",
         c.state.nodes.len()
     ));
     Ok(lines)
