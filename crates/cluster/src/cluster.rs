@@ -285,16 +285,7 @@ impl Cluster {
                         kubectl::condition(x, "Ready").is_some_and(|c| c["status"] == "True")
                     })
                     .count();
-                let pods = k
-                    .json(&[
-                        "get",
-                        "pods",
-                        "-n",
-                        "kube-system",
-                        "-l",
-                        "app.kubernetes.io/name=ferry",
-                    ])
-                    .ok()?;
+                let pods = k.ferry_pods().ok()?;
                 let pods_ready = kubectl::items(&pods)
                     .iter()
                     .filter(|x| {

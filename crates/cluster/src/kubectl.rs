@@ -67,6 +67,18 @@ impl Kubectl {
         run_with_input(&mut self.command(args), Some(input.as_bytes()))
     }
 
+    /// ferry's DaemonSet pods (`-n kube-system -l app.kubernetes.io/name=ferry`), as JSON.
+    pub fn ferry_pods(&self) -> Result<Value> {
+        self.json(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "app.kubernetes.io/name=ferry",
+        ])
+    }
+
     /// `kubectl ARGS -o json`, parsed.
     pub fn json(&self, args: &[&str]) -> Result<Value> {
         let mut a = args.to_vec();

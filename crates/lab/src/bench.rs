@@ -224,6 +224,24 @@ pub fn new_pod_times(lab: &mut Lab, n: usize) -> Result<(Vec<Duration>, Vec<Dura
     Ok((out, adds))
 }
 
+/// `measure` in a fresh lab with the fast path on, then in one with it
+/// off (`lab(fast_path)` makes each); `report` gets each line as it comes.
+pub(crate) fn fast_path_on_then_off<F>(
+    mut lab: impl FnMut(bool) -> Result<(DownGuard, Lab)>,
+    measure: impl Fn(&Lab) -> Result<F>,
+    line: impl Fn(&F) -> String,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<F>> {
+    let mut out = Vec::new();
+    for fast in [true, false] {
+        let (_guard, lab) = lab(fast)?;
+        let f = measure(&lab)?;
+        report(&line(&f));
+        out.push(f);
+    }
+    Ok(out)
+}
+
 /// A fresh lab with `prefix` (an earlier one with it removed first), quiet,
 /// removed when the guard drops.
 pub(crate) fn fresh_lab(

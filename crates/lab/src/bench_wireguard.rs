@@ -80,12 +80,10 @@ pub fn run(
     pairs: usize,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<WireGuardFigures>> {
-    let mut out = Vec::new();
-    for fast in [true, false] {
-        let (_guard, lab) = lab(bin_dir, fast)?;
-        let f = measure(&lab, seconds, pairs)?;
-        report(&f.line(seconds));
-        out.push(f);
-    }
-    Ok(out)
+    crate::bench::fast_path_on_then_off(
+        |fast| lab(bin_dir, fast),
+        |lab| measure(lab, seconds, pairs),
+        |f| f.line(seconds),
+        report,
+    )
 }

@@ -301,14 +301,7 @@ pub fn run_checks(c: &Cluster, around: &Surroundings) -> Result<Report> {
 fn node_probes(k: &Kubectl, c: &Cluster, r: &mut Report) -> Result<()> {
     let nodes = k.json(&["get", "nodes"])?;
     let items = kubectl::items(&nodes);
-    let ferry = k.json(&[
-        "get",
-        "pods",
-        "-n",
-        "kube-system",
-        "-l",
-        "app.kubernetes.io/name=ferry",
-    ])?;
+    let ferry = k.ferry_pods()?;
     for (n, _) in &c.state.nodes {
         let node = items
             .iter()
