@@ -120,7 +120,10 @@ impl Applier {
             let link = h
                 .link_by_name(wireguard::WG_IFNAME)
                 .map_err(|e| AgentError::netlink("look up the WireGuard device", e))?;
-            if let Some(link) = link {
+            // Only through a device that is up: a fresh one (made by
+            // ferry-wireguard's ferry-wg, not yet configured by `ferryd
+            // run`) takes no routes yet.
+            if let Some(link) = link.filter(|l| l.up) {
                 want_routes.extend(plan.routes(link.index));
             }
         } else if let Some(plan) = &d.wireguard {
@@ -136,6 +139,17 @@ impl Applier {
         let changes = routes::converge(&mut h, &want_routes)?;
         if changes.replaced + changes.deleted > 0 {
             out.changed.push("routes");
+        }
+        // Only now do the routes lead into the device.
+        if let (Some(plan), false, Some(wg)) = (&d.wireguard, self.wg_leave, self.wg.as_mut()) {
+            match wg.start_handshakes(plan) {
+                Ok(nodes) if nodes.is_empty() => {}
+                Ok(nodes) => tracing::info!(?nodes, "WireGuard handshakes started"),
+                Err(e) => {
+                    out.warnings
+                        .insert(format!("starting WireGuard handshakes: {e}"));
+                }
+            }
         }
         if d.vxlan.is_none() && vxlan::remove(&mut h)? {
             tracing::info!(

@@ -191,6 +191,57 @@ pub fn plan(
     (plan, bad)
 }
 
+/// How long ferryd leaves a handshake it started to WireGuard (which
+/// retries it for 90 s, REKEY_ATTEMPT_TIME) before it starts another.
+pub const HANDSHAKE_RETRY: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Pure: the peers to start a handshake with now, each with where the
+/// wake-up datagram goes: peers of `plan` with no handshake on the device
+/// (`state`) that ferryd has not woken (`woken`: when) in the last
+/// [`HANDSHAKE_RETRY`].
+///
+/// Why: a device made afresh (a new `ferry-wg` after the pod restarted,
+/// or a rotated key) has no sessions, while its peers still hold the old
+/// ones and keep sending with them; the new device drops those packets,
+/// and a peer that only sends starts a new handshake only after 15 s
+/// without an answer (KEEPALIVE + REKEY_TIMEOUT). A packet routed into
+/// the device towards the peer makes the device start the handshake at
+/// once. The datagram goes to the peer's first podCIDR's network address
+/// (which the peer holds on its own device), discard port: the peer's
+/// stack drops it, or answers "port unreachable".
+pub fn handshakes_to_start(
+    plan: &WgPlan,
+    state: &ferry_wireguard::DeviceState,
+    woken: &BTreeMap<PublicKey, std::time::Instant>,
+    now: std::time::Instant,
+) -> Vec<(String, PublicKey, SocketAddr)> {
+    plan.peers
+        .iter()
+        .filter(|p| {
+            !state
+                .peers
+                .get(&p.public_key)
+                .is_some_and(ferry_wireguard::PeerState::has_handshake)
+        })
+        .filter(|p| {
+            woken
+                .get(&p.public_key)
+                .is_none_or(|t| now.saturating_duration_since(*t) >= HANDSHAKE_RETRY)
+        })
+        .filter_map(|p| {
+            let cidr = p.cidrs.first()?;
+            Some((
+                p.node.clone(),
+                p.public_key,
+                SocketAddr::new(cidr.network(), WAKE_PORT),
+            ))
+        })
+        .collect()
+}
+
+/// The wake-up datagram's port (discard).
+pub const WAKE_PORT: u16 = 9;
+
 /// Whether `a` is link-local (left alone on the device).
 pub(crate) fn link_local(a: &IpNet) -> bool {
     match a.addr() {

@@ -14,7 +14,8 @@
 //! (its `ferry-wg` died) keeps its routes and drops what is routed into
 //! it, and the next reconcile starts a `ferry-wg` that attaches to it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,7 +28,7 @@ use ferry_wireguard::{Driver, PrivateKey, PublicKey};
 use ipnet::IpNet;
 
 use crate::cli::Opts;
-use crate::wireguard::{link_local, WgPlan, WG_IFNAME};
+use crate::wireguard::{handshakes_to_start, link_local, WgPlan, WG_IFNAME};
 use crate::AgentError;
 
 /// The userspace device's binary, beside ferryd's own.
@@ -48,6 +49,8 @@ pub struct WgAgent {
     driver: Option<Box<dyn Driver>>,
     /// The `ferry-wg` this ferryd started (reaped when it exits).
     child: Option<Child>,
+    /// Peers ferryd started a handshake with, and when.
+    woken: BTreeMap<PublicKey, Instant>,
 }
 
 impl WgAgent {
@@ -72,6 +75,7 @@ impl WgAgent {
             spawn,
             driver: None,
             child: None,
+            woken: BTreeMap::new(),
         })
     }
 
@@ -145,6 +149,33 @@ impl WgAgent {
             changed = true;
         }
         Ok((index, changed))
+    }
+
+    /// Starts a handshake with every peer the device has none with (see
+    /// [`crate::wireguard::handshakes_to_start`]): one empty datagram
+    /// routed into the device towards each. Call it once the routes
+    /// through the device are in place. The nodes woken.
+    pub fn start_handshakes(&mut self, plan: &WgPlan) -> Result<Vec<String>, AgentError> {
+        let Some(driver) = self.driver.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let state = driver.get()?;
+        self.woken
+            .retain(|k, _| plan.peers.iter().any(|p| p.public_key == *k));
+        let now = Instant::now();
+        let mut woken = Vec::new();
+        for (node, key, to) in handshakes_to_start(plan, &state, &self.woken, now) {
+            match send_wake(to) {
+                Ok(()) => {
+                    self.woken.insert(key, now);
+                    woken.push(node);
+                }
+                Err(e) => {
+                    tracing::warn!(%node, %to, error = %e, "could not start a WireGuard handshake")
+                }
+            }
+        }
+        Ok(woken)
     }
 
     /// The device's ifindex, made when there is none; sets the driver.
@@ -253,6 +284,16 @@ impl WgAgent {
             self.driver = None;
         }
     }
+}
+
+/// Sends one empty UDP datagram to `to` from an ephemeral port.
+fn send_wake(to: SocketAddr) -> std::io::Result<()> {
+    let any: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    UdpSocket::bind(any)?.send_to(&[], to).map(drop)
 }
 
 /// Removes the device (and with it the routes through it): the userspace

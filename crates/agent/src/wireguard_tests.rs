@@ -214,3 +214,44 @@ fn with_encryption_wireguard_replaces_plain_routes_and_vxlan_and_sets_the_mtu() 
     let d = compute(&with_flag, &all, &local).unwrap();
     assert!(d.conflist.contains("\"mtu\": 1300"), "{}", d.conflist);
 }
+
+#[test]
+fn handshakes_start_with_peers_that_have_none_once_per_retry_period() {
+    use ferry_wireguard::{DeviceState, PeerState};
+    use std::time::{Duration, Instant};
+    let (p, bad) = plan(&cluster()["k8s-1"], &cluster(), &uplink(), 51820);
+    assert!(bad.is_empty(), "{bad:?}");
+    let (k2, k3) = (key(2), key(3));
+    let mut state = DeviceState::default();
+    // k8s-2: a session; k8s-3: none yet (boringtun leaves the time out).
+    state.peers.insert(
+        k2,
+        PeerState {
+            last_handshake_sec: 0,
+            last_handshake_nsec: 400,
+            ..PeerState::default()
+        },
+    );
+    state.peers.insert(k3, PeerState::default());
+    let now = Instant::now();
+    let mut woken = BTreeMap::new();
+    let start = handshakes_to_start(&p, &state, &woken, now);
+    assert_eq!(
+        start,
+        [("k8s-3".to_string(), k3, "10.244.2.0:9".parse().unwrap())],
+        "only the peer without a handshake, at its first podCIDR's network address"
+    );
+    woken.insert(k3, now);
+    assert!(handshakes_to_start(&p, &state, &woken, now + Duration::from_secs(30)).is_empty());
+    assert_eq!(
+        handshakes_to_start(&p, &state, &woken, now + HANDSHAKE_RETRY).len(),
+        1,
+        "woken again once WireGuard has given up"
+    );
+    // A peer the device does not have yet (just added) is woken too.
+    state.peers.clear();
+    assert_eq!(
+        handshakes_to_start(&p, &state, &BTreeMap::new(), now).len(),
+        2
+    );
+}

@@ -38,10 +38,19 @@ fn files_parse_into_kubernetes_types_and_back() {
         assert_eq!(parsed, m.objects, "{file}: YAML round trip lost something");
         let kinds: Vec<&str> = parsed.iter().map(Object::kind).collect();
         let want: &[&str] = match file.as_str() {
-            "ferry.yaml" | "ferry-wireguard.yaml" => &[
+            "ferry.yaml" => &[
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "DaemonSet",
+            ],
+            // ferry-wg in a DaemonSet of its own, which ferry's rollouts
+            // leave alone.
+            "ferry-wireguard.yaml" => &[
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "DaemonSet",
                 "DaemonSet",
             ],
             "ferry-uninstall.yaml" => &[
@@ -83,7 +92,11 @@ fn ferry_images_are_tagged_with_ferryds_version() {
                 let (repo, tag) = image.rsplit_once(':').expect("a tag");
                 if ours.iter().any(|r| *r == repo) {
                     assert_eq!(tag, ferryd_version, "{file}: {}: {image}", c.name);
-                    assert!(runs_ferryd(c), "{file}: {} runs our image", c.name);
+                    assert!(
+                        runs_ferryd(c) || c.name == "ferry-wg",
+                        "{file}: {} runs our image",
+                        c.name
+                    );
                 } else {
                     assert!(
                         [&d.frr, &d.pause].contains(&&image),
@@ -362,7 +375,9 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                 .map(|c| c.name.as_str())
                 .collect();
             let main: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+            let ds_name = ds.metadata.name.as_deref().unwrap_or_default();
             let want: (&[&str], &[&str]) = match file.as_str() {
+                "ferry-wireguard.yaml" if ds_name == "ferry-wireguard" => (&[], &["ferry-wg"]),
                 "ferry.yaml" | "ferry-wireguard.yaml" => (&["prepare", "install"], &["ferryd"]),
                 "ferry-uninstall.yaml" => (&["uninstall"], &["pause"]),
                 // FRR beside ferryd, no init container configures it: it
@@ -394,6 +409,13 @@ fn every_node_runs_it_in_the_host_network_first_thing() {
                     .is_some());
                 match c.name.as_str() {
                     "frr" | "pause" => {}
+                    // The userspace WireGuard device: the TUN device and
+                    // netlink, nothing else.
+                    "ferry-wg" => {
+                        let caps = sc.capabilities.clone().unwrap_or_default();
+                        assert_eq!(caps.add, Some(vec!["NET_ADMIN".to_string()]), "{file}");
+                        assert_eq!(caps.drop, Some(vec!["ALL".to_string()]), "{file}");
+                    }
                     "prepare" => {
                         assert!(init.contains(&"prepare"), "{file}: an init container");
                         assert_eq!(sub, Some("prepare"));

@@ -348,6 +348,30 @@ fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(run(&ns(&lab, M), "ip", &["-o", "link"]).contains(WG));
     lab.start_agent(M).unwrap();
+    // The new ferry-wg has no sessions, while k8s-worker-2 (which sent
+    // nothing meanwhile) still holds its old one with k8s-master and
+    // would keep sending with it, into the void, for 15 s before starting
+    // a handshake itself. The restarted ferryd starts one with every peer
+    // at once, so traffic towards the restarted node answers right away.
+    // (No wait_converged here: its pings from k8s-master would start the
+    // handshakes themselves.)
+    let dir = dirs(M).wireguard_run();
+    sh::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "k8s-master's new ferry-wg has a handshake with every peer",
+        || {
+            let st = ferry_wireguard::uapi::UapiDevice::new(&dir, WG)
+                .get()
+                .ok()?;
+            (st.peers.len() == 2 && st.peers.values().all(|p| p.has_handshake())).then_some(())
+        },
+    )
+    .unwrap();
+    let p2 = pod_on(&lab, W2).clone();
+    let (sent, got, line) = background_ping(&p2, &pm.ips[0], 100).join().unwrap();
+    eprintln!("ping towards the restarted node from a peer that sent nothing meanwhile: {line}");
+    assert!(sent == 100 && got >= 98, "{line}");
     lab.wait_converged(Duration::from_secs(30)).unwrap();
     let (_, _, line) = pinger.join().unwrap();
     let frames = sniffer.stop();

@@ -19,6 +19,12 @@
 //! A second `ferry-wg` for a device whose socket answers refuses to start
 //! (it would otherwise attach a second queue to the same TUN device).
 //!
+//! Kernel first: where the kernel has WireGuard, `ferry-wg` makes (or
+//! finds) the kernel's `<ifname>` and idles until it is stopped, leaving
+//! the device to whoever configures it over generic netlink (ferryd).
+//! So one DaemonSet fits every node: a userspace device only where the
+//! kernel has none.
+//!
 //! The TUN device is made persistent: when `ferry-wg` dies, the device
 //! and the routes through it stay, and packets routed into it are dropped
 //! there (never sent on in clear by a fallback route) until a new
@@ -64,6 +70,15 @@ fn main() -> anyhow::Result<()> {
     if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ':', ' ']) {
         bail!("invalid interface name {ifname:?}");
     }
+    if let Device::Kernel(how) = kernel_first(&ifname)? {
+        tracing::info!(
+            ifname,
+            how,
+            "the kernel has WireGuard: {ifname} is the kernel's; ferry-wg idles"
+        );
+        wait_for_stop()?;
+        return Ok(());
+    }
     let dir = run_dir.clone().unwrap_or_else(|| PathBuf::from(SOCK_DIR));
     let sock = dir.join(format!("{ifname}.sock"));
     if answers(&sock) {
@@ -92,6 +107,62 @@ fn main() -> anyhow::Result<()> {
     dev.wait();
     dev.clean();
     tracing::info!(ifname, "ferry-wg stopped");
+    Ok(())
+}
+
+/// Which device `<ifname>` is to be.
+#[derive(Debug, PartialEq, Eq)]
+enum Device {
+    /// The kernel's (found, or just made).
+    Kernel(&'static str),
+    /// A userspace one over TUN (the kernel has no WireGuard, or a TUN
+    /// device of that name is there to attach to).
+    Userspace,
+}
+
+/// Pure: the decision from the link of that name (its kind, if there is
+/// one) and, without one, the kernel's answer to making a `wireguard`
+/// link (`Ok`, or its errno).
+fn decide(
+    existing: Option<Option<&str>>,
+    create: impl FnOnce() -> Result<(), Option<i32>>,
+) -> Result<Device, String> {
+    match existing {
+        Some(Some("wireguard")) => Ok(Device::Kernel("found")),
+        Some(Some("tun")) | Some(None) => Ok(Device::Userspace),
+        Some(Some(other)) => Err(format!("a link of kind {other} has the name")),
+        None => match create() {
+            Ok(()) => Ok(Device::Kernel("made")),
+            Err(Some(libc::EOPNOTSUPP)) => Ok(Device::Userspace),
+            Err(errno) => Err(format!("making a wireguard link failed (errno {errno:?})")),
+        },
+    }
+}
+
+/// Looks at `ifname` and, without one, asks the kernel for a WireGuard
+/// link of that name (its MTU is ferryd's to set).
+fn kernel_first(ifname: &str) -> anyhow::Result<Device> {
+    let mut h = ferry_netlink::Handle::new().context("open a netlink socket")?;
+    let existing = h
+        .link_by_name(ifname)
+        .with_context(|| format!("look up {ifname}"))?
+        .map(|l| l.kind);
+    decide(existing.as_ref().map(|k| k.as_deref()), || {
+        h.create_wireguard(ifname, 1420).map_err(|e| e.errno())
+    })
+    .map_err(|why| anyhow::anyhow!("{ifname}: {why}"))
+}
+
+/// Blocks until SIGTERM or SIGINT (as PID 1 in a container, a signal
+/// without a handler would be ignored).
+fn wait_for_stop() -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block().context("block SIGTERM/SIGINT")?;
+    let sig = set.wait().context("wait for a signal")?;
+    tracing::info!(signal = ?sig, "ferry-wg stopped");
     Ok(())
 }
 
@@ -168,4 +239,26 @@ fn set_persistent(ifname: &str) -> anyhow::Result<()> {
     }
     // Closing `tun` detaches its queue; the flag stays on the device.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_first_then_userspace() {
+        let never = || -> Result<(), Option<i32>> { panic!("nothing is made when a link exists") };
+        assert_eq!(
+            decide(Some(Some("wireguard")), never),
+            Ok(Device::Kernel("found"))
+        );
+        assert_eq!(decide(Some(Some("tun")), never), Ok(Device::Userspace));
+        assert!(decide(Some(Some("veth")), never).is_err());
+        assert_eq!(decide(None, || Ok(())), Ok(Device::Kernel("made")));
+        assert_eq!(
+            decide(None, || Err(Some(libc::EOPNOTSUPP))),
+            Ok(Device::Userspace)
+        );
+        assert!(decide(None, || Err(Some(libc::EPERM))).is_err());
+    }
 }

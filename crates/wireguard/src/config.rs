@@ -52,10 +52,21 @@ impl DeviceConfig {
 pub struct PeerState {
     pub endpoint: Option<SocketAddr>,
     pub allowed_ips: Vec<IpNet>,
-    /// Seconds since the epoch of the last handshake (0: none yet).
+    /// When the last handshake was, as the driver reports it (the
+    /// kernel: seconds and nanoseconds since the epoch; boringtun: since
+    /// the handshake); both 0: none yet.
     pub last_handshake_sec: u64,
+    pub last_handshake_nsec: u32,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+}
+
+impl PeerState {
+    /// Whether a handshake with this peer has completed since the device
+    /// was made (so a session exists, or did).
+    pub fn has_handshake(&self) -> bool {
+        self.last_handshake_sec != 0 || self.last_handshake_nsec != 0
+    }
 }
 
 /// The device as it reports itself.

@@ -322,7 +322,8 @@ fn decode_peer(peer: &[u8], st: &mut DeviceState) -> Result<(), WgError> {
             WGPEER_A_TX_BYTES => p.tx_bytes = u64_of(v),
             // struct __kernel_timespec { s64 tv_sec; s64 tv_nsec; }
             WGPEER_A_LAST_HANDSHAKE_TIME => {
-                p.last_handshake_sec = u64_of(v.get(..8).unwrap_or(&[]))
+                p.last_handshake_sec = u64_of(v.get(..8).unwrap_or(&[]));
+                p.last_handshake_nsec = u64_of(v.get(8..16).unwrap_or(&[])) as u32;
             }
             WGPEER_A_ALLOWEDIPS => {
                 for (_, a) in attrs(v) {

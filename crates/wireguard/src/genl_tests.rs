@@ -235,9 +235,15 @@ fn a_device_split_over_two_messages_is_merged() {
     let p = &st.peers[&k2];
     assert_eq!(p.endpoint, Some("10.0.0.2:51820".parse().unwrap()));
     assert_eq!(
-        (p.rx_bytes, p.tx_bytes, p.last_handshake_sec),
-        (10, 20, 1700000000)
+        (
+            p.rx_bytes,
+            p.tx_bytes,
+            p.last_handshake_sec,
+            p.last_handshake_nsec
+        ),
+        (10, 20, 1700000000, 5)
     );
+    assert!(p.has_handshake());
     assert_eq!(
         p.allowed_ips,
         [

@@ -105,6 +105,9 @@ pub fn parse_get(text: &str) -> Result<DeviceState, WgError> {
                     .map_err(|_| bad(format!("allowed_ip={v}")))?,
             ),
             ("last_handshake_time_sec", Some((_, p))) => p.last_handshake_sec = num(v)?,
+            ("last_handshake_time_nsec", Some((_, p))) => {
+                p.last_handshake_nsec = v.parse::<u32>().map_err(|_| bad(format!("{k}={v}")))?
+            }
             ("rx_bytes", Some((_, p))) => p.rx_bytes = num(v)?,
             ("tx_bytes", Some((_, p))) => p.tx_bytes = num(v)?,
             _ => {}

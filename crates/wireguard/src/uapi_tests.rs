@@ -72,10 +72,18 @@ fn get_parses_boringtun_and_wg_style_answers() {
     assert_eq!(a.endpoint, Some("10.0.0.2:51820".parse().unwrap()));
     assert_eq!(a.allowed_ips.len(), 2);
     assert_eq!(
-        (a.last_handshake_sec, a.rx_bytes, a.tx_bytes),
-        (12, 100, 200)
+        (
+            a.last_handshake_sec,
+            a.last_handshake_nsec,
+            a.rx_bytes,
+            a.tx_bytes
+        ),
+        (12, 5, 100, 200)
     );
+    assert!(a.has_handshake());
     assert_eq!(st.peers[&p3].endpoint, None);
+    // boringtun leaves the lines out before the first handshake.
+    assert!(!st.peers[&p3].has_handshake());
 
     // wg(8)-style: the private key, from which the public key is derived.
     let text = format!(
