@@ -200,8 +200,8 @@ impl FrrAgent {
         }
         self.changed_at = Some(Instant::now());
         tracing::warn!(
-            missing_v4 = ?found.missing_v4,
-            missing_v6 = ?found.missing_v6,
+            missing_v4 = %nets(&found.missing_v4),
+            missing_v6 = %nets(&found.missing_v6),
             "OSPF: own pod prefixes in zebra had no self-originated AS-external-LSA; \
              re-applied the redistribution (no redistribute / redistribute)"
         );
@@ -214,6 +214,14 @@ impl FrrAgent {
             .learned_routes()
             .map_err(|e| AgentError::Frr(e.to_string()))
     }
+}
+
+/// `a,b` (for a log line).
+fn nets(nets: &[ipnet::IpNet]) -> String {
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Whether a missing AS-external-LSA is ospfd's fault rather than a
