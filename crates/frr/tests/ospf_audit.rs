@@ -15,14 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(60);
 #[test]
 fn ospf_external_audit_finds_and_restores_lost_lsas() {
     let mut lab = Lab::new("oq", 2, 0);
-    let specs: Vec<_> = (0..2)
-        .map(|i| {
-            let mut spec = lab.spec(i, Mode::Ospf);
-            spec.pod_cidrs
-                .push(lab.nodes[i].pod_cidr6().parse().unwrap());
-            spec
-        })
-        .collect();
+    let specs: Vec<_> = (0..2).map(|i| lab.spec_dual_stack(i, Mode::Ospf)).collect();
     lab.start_frr(&specs[0].daemons());
     lab.apply_all(&specs);
     let (cidr4, cidr6) = (lab.nodes[0].pod_cidr(), lab.nodes[0].pod_cidr6());
