@@ -25,6 +25,15 @@ const PATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// (forwarding off): quietly, and the fix is seen within this.
 const BLOCKED_RETRY: Duration = Duration::from_secs(5);
 
+/// What woke the loop up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Change,
+    Resync,
+    Retry,
+    Audit,
+}
+
 /// One reconcile's result.
 enum Step {
     Applied(Box<Desired>, Outcome),
@@ -55,6 +64,8 @@ struct Loop {
     blocked: Option<(String, bool)>,
     /// This node's WireGuard public key, to publish on its Node.
     wg_key: Option<String>,
+    /// The OSPF audit's last error (logged once until it changes).
+    audit_error: Option<String>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
@@ -131,9 +142,10 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         warnings: BTreeSet::new(),
         patched: false,
         blocked: None,
+        audit_error: None,
     };
     let result = tokio::select! {
-        r = l.run(opts.resync_interval, once) => r,
+        r = l.run(opts.resync_interval, opts.ospf_audit_interval, once) => r,
         _ = shutdown() => {
             tracing::info!("terminating; the node keeps its configuration");
             Ok(())
@@ -161,8 +173,14 @@ async fn shutdown() {
 }
 
 impl Loop {
-    async fn run(&mut self, resync: Duration, once: bool) -> Result<(), AgentError> {
+    async fn run(
+        &mut self,
+        resync: Duration,
+        audit: Duration,
+        once: bool,
+    ) -> Result<(), AgentError> {
         let mut next_resync = Instant::now() + resync;
+        let mut next_audit = Instant::now() + audit;
         let mut retry: Option<Instant> = None;
         // Leading-edge debounce: a change after a quiet spell is handled at
         // once; a burst gets one reconcile per DEBOUNCE at most.
@@ -170,14 +188,35 @@ impl Loop {
             .checked_sub(DEBOUNCE)
             .unwrap_or_else(Instant::now);
         loop {
-            let deadline = retry.map_or(next_resync, |r| r.min(next_resync));
-            let full = tokio::select! {
+            let deadline = retry
+                .map_or(next_resync, |r| r.min(next_resync))
+                .min(next_audit);
+            let wake = tokio::select! {
                 _ = self.shared.changed.notified() => {
                     sleep_until(last_run + DEBOUNCE).await;
-                    false
+                    Wake::Change
                 }
-                _ = sleep_until(deadline) => deadline >= next_resync,
+                _ = sleep_until(deadline) => {
+                    if deadline >= next_resync {
+                        Wake::Resync
+                    } else if retry.is_some_and(|r| deadline >= r) {
+                        Wake::Retry
+                    } else {
+                        Wake::Audit
+                    }
+                }
             };
+            if wake == Wake::Audit {
+                // The OSPF audit on its own clock, between reconciles (a
+                // resync re-applies FRR's config; the audit checks what
+                // ospfd makes of it).
+                next_audit = Instant::now() + audit;
+                if !once && self.shared.metrics.ready() {
+                    self.audit_ospf().await;
+                }
+                continue;
+            }
+            let full = wake == Wake::Resync;
             if full {
                 next_resync = Instant::now() + resync;
             }
@@ -232,6 +271,33 @@ impl Loop {
                     let wait = error_backoff(self.failures);
                     tracing::warn!(error = %e, retry_in = ?wait, "reconcile failed");
                     retry = Some(Instant::now() + wait);
+                }
+            }
+        }
+    }
+
+    /// OSPF mode: [`Applier::audit_ospf`] off the async runtime; a repair
+    /// is counted, an error logged once until it changes.
+    async fn audit_ospf(&mut self) {
+        let mut applier = self.applier.take().expect("applier is put back");
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = applier.audit_ospf();
+            (applier, r)
+        })
+        .await;
+        let (applier, result) = match joined {
+            Ok(v) => v,
+            Err(e) => panic!("OSPF audit task: {e}"),
+        };
+        self.applier = Some(applier);
+        match result {
+            Ok(Some(_)) => self.shared.metrics.observe_ospf_repair(),
+            Ok(None) => self.audit_error = None,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.audit_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(error = %msg, "OSPF audit failed");
+                    self.audit_error = Some(msg);
                 }
             }
         }

@@ -244,6 +244,11 @@ impl Applier {
     pub fn frr(&self) -> &FrrAgent {
         &self.frr
     }
+
+    /// OSPF mode: [`FrrAgent::audit_ospf`]. Blocking (vtysh).
+    pub fn audit_ospf(&mut self) -> Result<Option<ferry_frr::ExternalAudit>, AgentError> {
+        self.frr.audit_ospf()
+    }
 }
 
 /// The node's IPv4 forwarding switch.

@@ -243,6 +243,19 @@ pub struct Opts {
     #[arg(long, global = true, env = "FERRY_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
+    /// ospf: how often to check that ospfd (ospf6d) advertises this
+    /// node's pod prefixes as self-originated AS-external-LSAs, and re-apply
+    /// the redistribution when zebra has a route that ospfd does not.
+    #[arg(long, global = true, env = "FERRY_OSPF_AUDIT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub ospf_audit_interval: Duration,
+
+    /// ospf: how long ospfd must have run, and ferryd's FRR config stayed
+    /// the same, before a missing AS-external-LSA is repaired. Longer than
+    /// the OSPF grace period: a graceful restart originates no LSA until
+    /// it ends.
+    #[arg(long, global = true, env = "FERRY_OSPF_AUDIT_SETTLE", default_value = "130s", value_parser = parse_duration)]
+    pub ospf_audit_settle: Duration,
+
     /// The conflist's `cniVersion`. 1.0.0 (the default) is the newest that
     /// containerd 1.6/1.7 and containernetworking-plugins before 1.5 (e.g.
     /// Debian 12's `portmap`) accept; 1.1.0 lets a newer runtime send GC

@@ -16,6 +16,8 @@ fn defaults() {
     assert_eq!(o.ipam_data_dir, PathBuf::from("/run/ferry/ipam"));
     assert_eq!(o.metrics_addr, "127.0.0.1:9654".parse().unwrap());
     assert_eq!(o.resync_interval, Duration::from_secs(60));
+    assert_eq!(o.ospf_audit_interval, Duration::from_secs(30));
+    assert!(o.ospf_audit_settle > Duration::from_secs(ferry_frr::OSPF_GRACE_PERIOD.into()));
     assert_eq!(o.bgp_asn, 64512);
     assert!(o.cluster_cidr.is_empty());
     assert_eq!(o.mtu, None);

@@ -3,8 +3,9 @@
 //! when it changes.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
-use ferry_frr::{Frr, FrrSpec, LearnedRoute, Mode};
+use ferry_frr::{ExternalAudit, Frr, FrrSpec, LearnedRoute, Mode};
 
 use crate::cli::Opts;
 use crate::AgentError;
@@ -32,8 +33,13 @@ pub struct FrrAgent {
     frr: Frr,
     ospf_key_file: Option<PathBuf>,
     bgp_password_file: Option<PathBuf>,
-    /// The config last applied successfully.
+    /// The config last applied successfully, and its spec.
     applied: Option<String>,
+    applied_spec: Option<FrrSpec>,
+    /// When FRR last changed by ferryd's hand (first apply, a reload, a
+    /// repair): the OSPF audit waits `audit_settle` after it.
+    changed_at: Option<Instant>,
+    audit_settle: Duration,
 }
 
 /// Which FRR instance the flags name: a pathspace, the system one, with
@@ -98,6 +104,9 @@ impl FrrAgent {
             ospf_key_file: o.ospf_auth_key_file.clone(),
             bgp_password_file: o.bgp_password_file.clone(),
             applied: None,
+            applied_spec: None,
+            changed_at: None,
+            audit_settle: o.ospf_audit_settle,
         }
     }
 
@@ -142,6 +151,9 @@ impl FrrAgent {
             .frr
             .apply(&config)
             .map_err(|e| AgentError::Frr(e.to_string()))?;
+        if applied.changed || self.changed_at.is_none() {
+            self.changed_at = Some(Instant::now());
+        }
         if applied.changed {
             tracing::info!(
                 added = applied.added.len(),
@@ -151,7 +163,49 @@ impl FrrAgent {
             );
         }
         self.applied = Some(config);
+        self.applied_spec = Some(spec);
         Ok(applied.changed)
+    }
+
+    /// OSPF mode: checks that ospfd (ospf6d) advertises every own pod
+    /// prefix that zebra has and the export route-map passes, as a
+    /// self-originated AS-external-LSA. When one is missing, FRR has been
+    /// left alone long enough ([`FrrAgent::audit_settle`], see
+    /// [`audit_settled`]) and the prefix is in zebra, re-applies the
+    /// family's redistribution (`no redistribute` / `redistribute`) and
+    /// logs one warning. Returns what was missing when it repaired.
+    /// Nothing before the first apply, nothing in BGP mode.
+    pub fn audit_ospf(&mut self) -> Result<Option<ExternalAudit>, AgentError> {
+        let Some(spec) = self.applied_spec.as_ref().filter(|s| s.mode == Mode::Ospf) else {
+            return Ok(None);
+        };
+        let frr_err = |e: ferry_frr::FrrError| AgentError::Frr(e.to_string());
+        let found = self.frr.external_audit(spec).map_err(frr_err)?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let started: Vec<SystemTime> = ["ospfd", "ospf6d"]
+            .iter()
+            .filter_map(|d| self.frr.daemon_started(d))
+            .collect();
+        let since_change = self.changed_at.map_or(Duration::ZERO, |t| t.elapsed());
+        if !audit_settled(since_change, &started, SystemTime::now(), self.audit_settle) {
+            tracing::debug!(?found, "OSPF: own prefixes not advertised yet; settling");
+            return Ok(None);
+        }
+        for (v6, m) in [(false, &found.missing_v4), (true, &found.missing_v6)] {
+            if !m.is_empty() {
+                self.frr.reapply_redistribution(spec, v6).map_err(frr_err)?;
+            }
+        }
+        self.changed_at = Some(Instant::now());
+        tracing::warn!(
+            missing_v4 = %nets(&found.missing_v4),
+            missing_v6 = %nets(&found.missing_v6),
+            "OSPF: own pod prefixes in zebra had no self-originated AS-external-LSA; \
+             re-applied the redistribution (no redistribute / redistribute)"
+        );
+        Ok(Some(found))
     }
 
     /// What OSPF/BGP learned (for `status`).
@@ -160,6 +214,33 @@ impl FrrAgent {
             .learned_routes()
             .map_err(|e| AgentError::Frr(e.to_string()))
     }
+}
+
+/// `a,b` (for a log line).
+fn nets(nets: &[ipnet::IpNet]) -> String {
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether a missing AS-external-LSA is ospfd's fault rather than a
+/// moment of change: FRR's config unchanged by ferryd for `settle`, and
+/// every OSPF daemon (`started`: their start times, as known) up for
+/// `settle` too. A graceful restart originates no LSA until it ends, at
+/// the latest when the grace period ends; FRR 8.4 does not show that it
+/// is in one (`show ip ospf json` has no field for it), so `settle` must
+/// exceed the grace period.
+pub fn audit_settled(
+    since_change: Duration,
+    started: &[SystemTime],
+    now: SystemTime,
+    settle: Duration,
+) -> bool {
+    since_change >= settle
+        && started
+            .iter()
+            .all(|t| now.duration_since(*t).is_ok_and(|up| up >= settle))
 }
 
 /// Uninstall: when `frr.conf` is one ferryd rendered, reduce the running
@@ -251,6 +332,30 @@ mod tests {
         assert_eq!(f.conf_dir, PathBuf::from("/shared/frr"));
         assert_eq!(f.run_dir, PathBuf::from("/shared/run"));
         assert_eq!(f.pathspace, None);
+    }
+
+    #[test]
+    fn the_audit_waits_for_quiet_and_for_old_daemons() {
+        let settle = Duration::from_secs(130);
+        let now = SystemTime::now();
+        let ago = |s: u64| now - Duration::from_secs(s);
+        assert!(audit_settled(settle, &[ago(200)], now, settle));
+        assert!(audit_settled(settle, &[], now, settle), "start unknown");
+        assert!(!audit_settled(
+            Duration::from_secs(5),
+            &[ago(200)],
+            now,
+            settle
+        ));
+        // ospfd restarted 10 s ago: maybe still in its graceful restart.
+        assert!(!audit_settled(settle, &[ago(200), ago(10)], now, settle));
+        // A start time in the future (clock stepped back): not settled.
+        assert!(!audit_settled(
+            settle,
+            &[now + Duration::from_secs(5)],
+            now,
+            settle
+        ));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// IPAM GC: runs, failed runs, reservations released, veths removed.
     ipam_gc: [AtomicU64; 4],
     ipam_gc_enabled: AtomicBool,
+    /// OSPF audit: redistributions re-applied because ospfd lacked an own
+    /// AS-external-LSA.
+    ospf_repairs: AtomicU64,
     /// NetworkPolicy's state, while `--network-policy` is on.
     policy: Mutex<Option<Arc<PolicyShared>>>,
 }
@@ -106,6 +109,11 @@ impl Metrics {
         links.fetch_add(veths as u64, Ordering::Relaxed);
     }
 
+    /// Counts one OSPF audit repair.
+    pub fn observe_ospf_repair(&self) {
+        self.ospf_repairs.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn reconciles(&self) -> u64 {
         self.reconciles.load(Ordering::Relaxed)
     }
@@ -154,6 +162,12 @@ impl Metrics {
             "gauge",
             "1 once the first full reconcile succeeded.",
             u64::from(self.ready()),
+        );
+        gauge(
+            "ferry_ospf_external_lsa_repairs_total",
+            "counter",
+            "Times ospfd lacked an AS-external-LSA for a pod prefix in zebra and ferryd re-applied the redistribution.",
+            self.ospf_repairs.load(Ordering::Relaxed),
         );
         gauge(
             "ferry_ipam_gc_enabled",
@@ -283,6 +297,10 @@ mod tests {
         assert!(m.ready());
         assert_eq!(value(&t, "ferry_ipam_gc_enabled"), "0");
         assert_eq!(value(&t, "ferry_ipam_gc_runs_total"), "0");
+        assert_eq!(value(&t, "ferry_ospf_external_lsa_repairs_total"), "0");
+        m.observe_ospf_repair();
+        let t = m.render();
+        assert_eq!(value(&t, "ferry_ospf_external_lsa_repairs_total"), "1");
     }
 
     #[test]

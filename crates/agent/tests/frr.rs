@@ -210,3 +210,126 @@ fn ospf_aggregate() {
 fn bgp_per_pod() {
     scenario("fb", "bgp", "pods", &["zebra", "staticd", "bgpd"]);
 }
+
+/// ferryd stopped (SIGSTOP) until dropped (SIGCONT), also on a panic.
+struct Paused(nix::unistd::Pid);
+
+impl Paused {
+    fn new(node: &common::LabNode) -> Paused {
+        let pid = nix::unistd::Pid::from_raw(node.ferryd_pid().expect("ferryd runs") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// The sequence number of node `frr`'s own AS-external-LSA for `prefix`
+/// (`10.244.0.0`), if live: a repair would originate a new one.
+fn own_external_seq(frr: &FrrInstance, prefix: &str) -> Option<String> {
+    let json = frr.vtysh("show ip ospf database external self-originate json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let lsa = &v["AS External Link States"][prefix];
+    (lsa["lsaAge"].as_u64()? < 3600).then(|| lsa["lsaSeqNumber"].as_str().unwrap().to_string())
+}
+
+const REPAIRS: &str = "ferry_ospf_external_lsa_repairs_total";
+const REPAIR_LOG: &str = "no self-originated AS-external-LSA";
+
+/// The OSPF audit, driven by ferryd's own loop (audit every second, a
+/// resync that never comes during the test, so only the audit can repair):
+/// with nothing missing it changes nothing; when node 1's ospfd loses its
+/// AS-external-LSA behind ferryd's back (`no redistribute static` through
+/// vtysh), node 2 loses the route, and the audit brings both back.
+#[test]
+fn ospf_audit_restores_a_lost_external_lsa() {
+    let mut lab = Lab::new("fq", 2, &[]);
+    let mut frr: Vec<FrrInstance> = lab
+        .nodes
+        .iter()
+        .map(|n| start_frr(n, &["zebra", "staticd", "ospfd"]))
+        .collect();
+    for n in &mut lab.nodes {
+        n.flags = [
+            "--routing",
+            "ospf",
+            "--frr-pathspace",
+            &n.ns,
+            "--resync-interval",
+            "1h",
+            "--ospf-audit-interval",
+            "1s",
+            "--ospf-audit-settle",
+            "3s",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    lab.start_all();
+    lab.wait_all_ready();
+    let (cidr, via) = ("10.244.0.0/24", "172.16.97.75");
+    let n2_has_route = |lab: &Lab| learned(&lab.nodes[1].ns, "ospf").get(cidr) == Some(&via.into());
+    wait_for(WAIT, "node 2 learns node 1's pod CIDR", || {
+        n2_has_route(&lab).then_some(())
+    });
+
+    // Nothing missing: audits pass (settle 3 s, one a second) and change
+    // nothing: the LSA keeps its sequence number, the config its lines.
+    let seq = own_external_seq(&frr[0], "10.244.0.0").expect("an own external LSA");
+    let running = frr[0].vtysh("show running-config");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(own_external_seq(&frr[0], "10.244.0.0"), Some(seq.clone()));
+    assert_eq!(frr[0].vtysh("show running-config"), running);
+    for n in &lab.nodes {
+        assert_eq!(n.metric(REPAIRS), Some(0.0), "{}", n.log());
+        assert!(!n.log().contains(REPAIR_LOG), "{}", n.log());
+    }
+
+    // Drift while ferryd sleeps: ospfd flushes its LSA, node 2 loses the
+    // route and nothing else brings it back.
+    let paused = Paused::new(&lab.nodes[0]);
+    frr[0]
+        .frr
+        .vtysh_config(&[
+            "configure terminal",
+            "router ospf",
+            "no redistribute static",
+        ])
+        .unwrap();
+    wait_for(WAIT, "node 2 loses node 1's pod CIDR", || {
+        (!n2_has_route(&lab)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!n2_has_route(&lab), "came back without ferryd");
+    assert_eq!(own_external_seq(&frr[0], "10.244.0.0"), None);
+
+    // ferryd's loop runs again: its audit repairs.
+    let resumed = std::time::Instant::now();
+    drop(paused);
+    wait_for(
+        WAIT,
+        &format!("node 2 learns the pod CIDR again\n{}", lab.nodes[0].log()),
+        || n2_has_route(&lab).then_some(()),
+    );
+    println!(
+        "OSPF audit: node 2 had the route again {:?} after ferryd resumed",
+        resumed.elapsed()
+    );
+    assert!(own_external_seq(&frr[0], "10.244.0.0").is_some_and(|s| s > seq));
+    let log = lab.nodes[0].log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(REPAIR_LOG)).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains(cidr), "{}", warnings[0]);
+    assert_eq!(lab.nodes[0].metric(REPAIRS), Some(1.0));
+    assert_eq!(lab.nodes[1].metric(REPAIRS), Some(0.0));
+    // The config is as ferryd rendered it again.
+    assert_eq!(frr[0].vtysh("show running-config"), running);
+    for n in &mut lab.nodes {
+        n.stop_ferryd();
+    }
+    frr.clear();
+}

@@ -136,6 +136,16 @@ impl Frr {
         Ok(cmd::check(VTYSH, &args, SHOW_TIMEOUT, &[])?.stdout)
     }
 
+    /// Run config commands in one vtysh session (`-c "configure terminal"
+    /// -c ...`, each as given); an error when vtysh reports one failing.
+    pub fn vtysh_config(&self, commands: &[&str]) -> Result<String, FrrError> {
+        let mut args = self.vtysh_args();
+        for c in commands {
+            args.extend(["-c".into(), c.to_string()]);
+        }
+        Ok(cmd::check(VTYSH, &args, SHOW_TIMEOUT, &[])?.stdout)
+    }
+
     /// `show running-config`. It holds the secrets: do not log it.
     pub fn running_config(&self) -> Result<String, FrrError> {
         self.vtysh("show running-config")

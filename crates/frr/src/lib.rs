@@ -11,6 +11,9 @@
 //!   and sessions that the change does not touch stay up). A config equal
 //!   to the running one causes no reload at all.
 //! * [`Frr::learned_routes`] reports what OSPF/BGP learned, for status.
+//! * [`Frr::external_audit`] (OSPF) finds own pod prefixes that zebra has
+//!   but ospfd/ospf6d does not advertise; [`Frr::reapply_redistribution`]
+//!   makes them advertise those again.
 //!
 //! Graceful restart, so that FRR restarting with ferry's pod (a rolling
 //! update) loses no route: zebra started with [`ZEBRA_OPTIONS`], and BGP
@@ -44,6 +47,7 @@
 //! daemons in a test's network namespace (one pathspace per node).
 
 mod apply;
+mod audit;
 mod cmd;
 mod hostname;
 mod prestop;
@@ -66,6 +70,9 @@ use std::time::Duration;
 pub const ZEBRA_OPTIONS: &[&str] = &["-s", "90000000", "-r", "-K", "120"];
 
 pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
+pub use audit::{
+    advertised_v4, advertised_v6, missing, toggle_commands, zebra_prefixes, ExternalAudit,
+};
 pub use prestop::{ospf_pre_stop, OSPF_ACK_WAIT_DECISECONDS};
 pub use render::{
     render, OSPF_GRACE_PERIOD, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4,

@@ -46,6 +46,26 @@ struct Hop {
     active: bool,
 }
 
+/// The prefixes of the selected routes in one `show ip[v6] route [PROTOCOL]
+/// json` answer, whatever their protocol.
+pub(crate) fn selected(json: &str) -> Result<Vec<IpNet>, String> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let table: BTreeMap<String, Vec<Entry>> =
+        serde_json::from_str(json).map_err(|e| e.to_string())?;
+    table
+        .into_values()
+        .flatten()
+        .filter(|e| e.selected)
+        .map(|e| {
+            e.prefix
+                .parse()
+                .map_err(|err| format!("prefix {:?}: {err}", e.prefix))
+        })
+        .collect()
+}
+
 /// Selected OSPF/BGP routes in one `show ip[v6] route json` answer.
 pub(crate) fn parse(json: &str) -> Result<Vec<LearnedRoute>, String> {
     if json.trim().is_empty() {

@@ -129,9 +129,7 @@ fn ospf_dual_stack_with_auth_runs_ospf6_too() {
     let mut lab = Lab::new("o6", 3, 1);
     let specs: Vec<_> = (0..3)
         .map(|i| {
-            let mut spec = lab.spec(i, Mode::Ospf);
-            spec.pod_cidrs
-                .push(lab.nodes[i].pod_cidr6().parse().unwrap());
+            let mut spec = lab.spec_dual_stack(i, Mode::Ospf);
             spec.ospf_auth_key = Some("dual-key".into());
             spec
         })

@@ -284,6 +284,14 @@ impl Lab {
         )
     }
 
+    /// [`Lab::spec`] with node `i`'s IPv6 pod CIDR too.
+    pub fn spec_dual_stack(&self, i: usize, mode: Mode) -> FrrSpec {
+        let mut spec = self.spec(i, mode);
+        spec.pod_cidrs
+            .push(self.nodes[i].pod_cidr6().parse().unwrap());
+        spec
+    }
+
     /// Render and apply `spec` on node `i`; panics on error.
     pub fn apply(&self, i: usize, spec: &FrrSpec) -> ferry_frr::Applied {
         spec.validate().unwrap();
