@@ -86,12 +86,16 @@ $lab check
 $lab down
 $lab leftovers
 # The same with deploy/ferry-wireguard.yaml: every pod between nodes through
-# WireGuard (the userspace ferry-wg here: this kernel has none).
+# WireGuard (the userspace ferry-wg here: this kernel has none, in the
+# ferry-wireguard DaemonSet). ferry's rollouts lose no ping (ferry-wg
+# is not in ferry's pod); a rollout of ferry-wireguard itself is measured.
 echo "== lab: real Kubernetes, direct, two subnets, WireGuard"
 $lab -q up --kubernetes --routing direct --subnets 2 --pods-per-node 2 \
   --manifest deploy/ferry-wireguard.yaml >/dev/null
 $lab check
-$lab scenario uninstall   # also: no ferry.dev/wireguard-public-key left on a Node
+$lab scenario upgrade
+$lab scenario wireguard-rollout
+$lab scenario uninstall   # also: no ferry.dev/wireguard-public-key or ferry.wg left on a Node
 $lab down
 $lab leftovers
 after=$(host_state)

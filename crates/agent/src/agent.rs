@@ -117,6 +117,13 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
             metrics.clone(),
         )));
     }
+    if !once && encryption == crate::cli::Encryption::Wireguard {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(crate::wireguard_device::watch_userspace(
+            opts.wireguard_run_dir.clone(),
+            move || shared.changed.notify_one(),
+        )));
+    }
     tracing::info!(
         node = ?opts.node_name(),
         routing = ?opts.routing,

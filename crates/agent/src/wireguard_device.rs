@@ -136,6 +136,10 @@ impl WgAgent {
         let changes = ferry_wireguard::plan(&driver.get()?, &want);
         if !changes.is_empty() {
             driver.apply(&self.key, &changes)?;
+            if changes.set_private_key {
+                // A device without our key is a new one: no sessions.
+                self.woken.clear();
+            }
             // Public keys only: the private key is never logged.
             tracing::info!(
                 device = WG_IFNAME,
@@ -160,8 +164,12 @@ impl WgAgent {
             return Ok(Vec::new());
         };
         let state = driver.get()?;
-        self.woken
-            .retain(|k, _| plan.peers.iter().any(|p| p.public_key == *k));
+        // Forget peers that are gone or have a handshake now: should their
+        // session go (a new device), they are woken again at once.
+        self.woken.retain(|k, _| {
+            plan.peers.iter().any(|p| p.public_key == *k)
+                && !state.peers.get(k).is_some_and(|p| p.has_handshake())
+        });
         let now = Instant::now();
         let mut woken = Vec::new();
         for (node, key, to) in handshakes_to_start(plan, &state, &self.woken, now) {
@@ -283,6 +291,41 @@ impl WgAgent {
             self.child = None;
             self.driver = None;
         }
+    }
+}
+
+/// How often [`watch_userspace`] looks at the device.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether the userspace device on `run_dir` needs ferryd: none answers
+/// (its `ferry-wg` is gone: ferryd starts a new one, or waits for one),
+/// or one answers without a key (a `ferry-wg` started since ferryd last
+/// configured it, e.g. by a rollout of the `ferry-wireguard` DaemonSet).
+pub fn userspace_needs_ferryd(run_dir: &Path) -> bool {
+    UapiDevice::new(run_dir, WG_IFNAME)
+        .get()
+        .map_or(true, |st| st.public_key.is_none())
+}
+
+/// Runs beside the agent's loop with `--encryption wireguard`: a
+/// `ferry-wg` that died, or one started by somebody else (ferry-wireguard's
+/// pod) with no key and no peers, carries nothing until ferryd acts,
+/// which would otherwise wait for the next Node event or resync. Every
+/// [`WATCH_INTERVAL`], a device in need wakes the loop (`wake`), once per
+/// spell of need (on a node with the kernel's device, whose socket never
+/// answers, that is once).
+pub async fn watch_userspace(run_dir: PathBuf, wake: impl Fn()) {
+    let mut woken = false;
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let dir = run_dir.clone();
+        let need = tokio::task::spawn_blocking(move || userspace_needs_ferryd(&dir))
+            .await
+            .unwrap_or(false);
+        if need && !woken {
+            wake();
+        }
+        woken = need;
     }
 }
 

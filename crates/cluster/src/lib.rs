@@ -52,6 +52,7 @@ pub mod scenarios;
 pub mod teardown;
 pub mod uninstall;
 pub mod util;
+pub mod wireguard_rollout;
 pub mod workload;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterState};

@@ -11,6 +11,9 @@
 //! - **pod-churn**: 60 pods created and deleted over the nodes, twice:
 //!   every address released, no veth left.
 //!
+//! - **wireguard-rollout** (only when named, on a WireGuard cluster):
+//!   see [`crate::wireguard_rollout`].
+//!
 //! After each, the node leak check ([`leaks`]): on every node, ferry's
 //! IPAM reservations and host veths are exactly its running pods'.
 
@@ -37,10 +40,11 @@ pub fn run(c: &mut Cluster, name: &str) -> Result<Vec<String>> {
         "upgrade" => upgrade(c)?,
         "node-restart" => node_restart(c, None)?,
         "pod-churn" => pod_churn(c, 60, 2)?,
+        "wireguard-rollout" => crate::wireguard_rollout::wireguard_rollout(c)?,
         "uninstall" => return crate::uninstall::uninstall(c),
         _ => {
             return Err(ClusterError::Invalid(format!(
-                "no scenario {name:?}: {}, uninstall",
+                "no scenario {name:?}: {}, wireguard-rollout, uninstall",
                 ALL.join(", ")
             )))
         }
@@ -56,7 +60,7 @@ pub fn run(c: &mut Cluster, name: &str) -> Result<Vec<String>> {
 }
 
 /// A ping running inside a pod's netns.
-struct Pinger {
+pub(crate) struct Pinger {
     what: String,
     child: Child,
 }
@@ -81,7 +85,7 @@ impl Pinger {
     }
 
     /// SIGINT (ping prints its totals), then (transmitted, received).
-    fn stop(mut self) -> Result<(String, u64, u64)> {
+    pub(crate) fn stop(mut self) -> Result<(String, u64, u64)> {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGINT,
@@ -125,7 +129,7 @@ fn pod_netns(c: &Cluster, p: &PodView) -> Result<PathBuf> {
 }
 
 /// (name, uid, ip) of every pod in the lab's namespace.
-fn identities(k: &Kubectl) -> Result<BTreeMap<String, (String, String)>> {
+pub(crate) fn identities(k: &Kubectl) -> Result<BTreeMap<String, (String, String)>> {
     let list = k.json(&["get", "pods", "-n", NAMESPACE])?;
     Ok(kubectl::items(&list)
         .iter()
@@ -141,7 +145,14 @@ fn identities(k: &Kubectl) -> Result<BTreeMap<String, (String, String)>> {
         .collect())
 }
 
-fn rollout(k: &Kubectl, lines: &mut Vec<String>, what: &str, args: &[&str]) -> Result<()> {
+/// Runs `args` (a change to `daemonset`) and waits for its rollout.
+pub(crate) fn rollout(
+    k: &Kubectl,
+    lines: &mut Vec<String>,
+    daemonset: &str,
+    what: &str,
+    args: &[&str],
+) -> Result<()> {
     let t = Instant::now();
     k.run(args)?;
     k.run(&[
@@ -149,7 +160,7 @@ fn rollout(k: &Kubectl, lines: &mut Vec<String>, what: &str, args: &[&str]) -> R
         "kube-system",
         "rollout",
         "status",
-        "daemonset/ferry",
+        &format!("daemonset/{daemonset}"),
         "--timeout=300s",
     ])?;
     lines.push(format!(
@@ -159,14 +170,12 @@ fn rollout(k: &Kubectl, lines: &mut Vec<String>, what: &str, args: &[&str]) -> R
     Ok(())
 }
 
-/// See the module docs.
-pub fn upgrade(c: &Cluster) -> Result<Vec<String>> {
-    let k = c.kubectl()?;
-    let pods = checks::pods(&k, workload::APP_LABEL)?;
-    let before = identities(&k)?;
+/// Every toolbox pod pinging the next pod (in list order) on another
+/// node.
+pub(crate) fn ping_across_nodes(c: &Cluster, k: &Kubectl) -> Result<Vec<Pinger>> {
+    let pods = checks::pods(k, workload::APP_LABEL)?;
     let mut pingers = vec![];
     for (i, a) in pods.iter().enumerate() {
-        // The next pod (in list order) on another node.
         if let Some(b) = pods
             .iter()
             .cycle()
@@ -177,11 +186,20 @@ pub fn upgrade(c: &Cluster) -> Result<Vec<String>> {
             pingers.push(Pinger::start(c, a, b)?);
         }
     }
+    Ok(pingers)
+}
+
+/// See the module docs.
+pub fn upgrade(c: &Cluster) -> Result<Vec<String>> {
+    let k = c.kubectl()?;
+    let before = identities(&k)?;
+    let pingers = ping_across_nodes(c, &k)?;
     std::thread::sleep(Duration::from_secs(1));
     let mut lines = vec![];
     rollout(
         &k,
         &mut lines,
+        "ferry",
         "kubectl rollout restart daemonset/ferry",
         &["-n", "kube-system", "rollout", "restart", "daemonset/ferry"],
     )?;
@@ -226,6 +244,7 @@ pub fn upgrade(c: &Cluster) -> Result<Vec<String>> {
     rollout(
         &k,
         &mut lines,
+        "ferry",
         &format!("kubectl set image daemonset/ferry {}", sets.join(" ")),
         &args,
     )?;

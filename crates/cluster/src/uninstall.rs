@@ -13,7 +13,8 @@ use crate::node;
 /// The install guide's Uninstall, as a user runs it: `kubectl delete -f`
 /// the manifest, `kubectl apply -f deploy/ferry-uninstall.yaml`, wait for
 /// its rollout, delete it. Then on every node: no conflist, no plugin
-/// binaries, no `inet ferry` table, no ferry routes (`proto 201`), and no
+/// binaries, no `inet ferry` table, no ferry routes (`proto 201`), no
+/// `ferry.wg`/`ferry.vxlan` device, and no
 /// `NetworkUnavailable` condition or `ferry.dev/` annotation of ferry's
 /// left on the Node.
 pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
@@ -92,6 +93,13 @@ pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
         if !routes.trim().is_empty() {
             left.push(format!("{}: routes {}", n.name, routes.trim()));
         }
+        // ferry's devices (the WireGuard TUN device is persistent: it
+        // outlives its ferry-wg unless uninstall removes it).
+        for dev in ["ferry.wg", "ferry.vxlan"] {
+            if in_ns(&["ip", "link", "show", "dev", dev]).0 {
+                left.push(format!("{}: device {dev}", n.name));
+            }
+        }
         let node = kubectl::items(&nodes)
             .into_iter()
             .find(|x| x["metadata"]["name"] == n.name.as_str());
@@ -122,7 +130,7 @@ pub fn uninstall(c: &Cluster) -> Result<Vec<String>> {
         )));
     }
     lines.push(format!(
-        "{} nodes: no conflist, plugin, nft table, route, NetworkUnavailable condition or annotation of ferry's left",
+        "{} nodes: no conflist, plugin, nft table, route, device, NetworkUnavailable condition or annotation of ferry's left",
         c.state.nodes.len()
     ));
     Ok(lines)

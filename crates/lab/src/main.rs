@@ -131,7 +131,8 @@ enum Cmd {
     Scenario {
         /// node-join, node-leave, pod-churn, agent-restart, frr-restart,
         /// api-outage, or all; on a --kubernetes lab: upgrade,
-        /// node-restart, pod-churn, all of those, or uninstall (ferry's
+        /// node-restart, pod-churn, all of those, wireguard-rollout (with
+        /// deploy/ferry-wireguard.yaml), or uninstall (ferry's
         /// Uninstall steps; ends the lab's networking).
         name: String,
     },

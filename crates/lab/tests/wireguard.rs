@@ -387,6 +387,31 @@ fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
         routes_before
     );
 
+    // ferry-wg alone killed, ferryd running (as a rollout of the
+    // ferry-wireguard DaemonSet does on a cluster): ferryd notices within
+    // a second and starts and configures a new one, without waiting for
+    // its next resync (30 s here); traffic towards k8s-master resumes
+    // within seconds.
+    let pinger = background_ping(&p2, &pm.ips[0], 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    let old_wg = ferry_wg_pids(&lab, M);
+    for pid in &old_wg {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
+    }
+    let (sent, got, line) = pinger.join().unwrap();
+    eprintln!("ping towards a node whose ferry-wg was killed (10 ms apart): {line}");
+    assert!(
+        sent == 1000 && got >= 700,
+        "more than 3 s without a working tunnel: {line}"
+    );
+    let new_wg = ferry_wg_pids(&lab, M);
+    assert!(
+        new_wg.len() == 1 && new_wg != old_wg,
+        "{old_wg:?} → {new_wg:?}"
+    );
+
     // Key rotation on k8s-worker-1: a new key file, ferryd restarted; the
     // peers replace its key and the mesh passes again.
     let old = public_key(&lab, W1);
