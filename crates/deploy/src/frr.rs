@@ -204,9 +204,24 @@ pub fn start_command(routing: Routing) -> Vec<String> {
     argv.into_iter().map(String::from).collect()
 }
 
+/// `vtysh -c "show version"`: FRR's daemons answer.
+fn vtysh_probe() -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(["vtysh", "-c", "show version"].map(String::from).to_vec()),
+        }),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
 /// FRR, as an ordinary container of the pod (started beside `ferryd run`,
 /// which waits until FRR answers before configuring it). Its startupProbe
-/// gives the daemons 2 minutes to come up. Its privileges are what FRR's
+/// gives the daemons 2 minutes to come up; the same command as a
+/// readinessProbe makes the container Ready as soon as it answers (with a
+/// startupProbe alone, kubelets before 1.21 often mark it Ready only at
+/// their next pod sync, ~60-80 s later: kubernetes/kubernetes#95140,
+/// which made every node of an ospf/bgp rollout take ~90 s). Its privileges are what FRR's
 /// daemons ask for at start (zebra, ospfd, bgpd: NET_ADMIN, NET_RAW,
 /// SYS_ADMIN, binding port 179). BGP's graceful restart needs no hook: the
 /// other nodes keep the routes of a peer whose session just ends. OSPF's
@@ -226,12 +241,14 @@ pub fn container(routing: Routing, images: &Images) -> Container {
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(start_command(routing)),
         startup_probe: Some(Probe {
-            exec: Some(ExecAction {
-                command: Some(["vtysh", "-c", "show version"].map(String::from).to_vec()),
-            }),
             period_seconds: Some(2),
             failure_threshold: Some(60),
-            ..Probe::default()
+            ..vtysh_probe()
+        }),
+        readiness_probe: Some(Probe {
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..vtysh_probe()
         }),
         lifecycle: (routing == Routing::Ospf).then(|| Lifecycle {
             pre_stop: Some(LifecycleHandler {

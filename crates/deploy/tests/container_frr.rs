@@ -162,7 +162,8 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
     };
     guard.watchfrr = Some(sb.start(&spec, &frr, None));
 
-    // Its startupProbe, until it passes.
+    // Its startupProbe, until it passes (its readinessProbe is the same
+    // command: manifests.rs).
     let probe = container(file, "frr")
         .1
         .startup_probe

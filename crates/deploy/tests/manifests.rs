@@ -321,7 +321,20 @@ fn probes_reach_ferryds_metrics_address() {
             let spec = pod(ds);
             for c in &spec.containers {
                 if !runs_ferryd(c) {
-                    assert!(c.liveness_probe.is_none() && c.readiness_probe.is_none());
+                    assert!(c.liveness_probe.is_none());
+                    // FRR is Ready when vtysh answers, as it is Started
+                    // (a readinessProbe: see crates/deploy/src/frr.rs).
+                    let exec = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+                        p.as_ref()
+                            .and_then(|p| p.exec.clone())
+                            .and_then(|e| e.command)
+                    };
+                    if c.name == "frr" {
+                        assert!(exec(&c.readiness_probe).is_some(), "{file}");
+                        assert_eq!(exec(&c.readiness_probe), exec(&c.startup_probe), "{file}");
+                    } else {
+                        assert!(c.readiness_probe.is_none(), "{file}: {}", c.name);
+                    }
                     continue;
                 }
                 let addr: std::net::SocketAddr =
