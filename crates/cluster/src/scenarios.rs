@@ -59,6 +59,9 @@ pub fn run(c: &mut Cluster, name: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Seconds between the pings of a [`Pinger`].
+pub(crate) const PING_INTERVAL_S: f64 = 0.1;
+
 /// A ping running inside a pod's netns.
 pub(crate) struct Pinger {
     what: String,
@@ -72,7 +75,16 @@ impl Pinger {
             .arg(format!("--net={}", netns.display()))
             // -q: only the totals, at the end. A line per reply would
             // fill the unread pipe after ~1,090 replies and stall ping.
-            .args(["ping", "-q", "-n", "-i", "0.1", "-W", "1", &to.ip])
+            .args([
+                "ping",
+                "-q",
+                "-n",
+                "-i",
+                &PING_INTERVAL_S.to_string(),
+                "-W",
+                "1",
+                &to.ip,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
 use crate::error::{ClusterError, Result};
-use crate::scenarios::{identities, ping_across_nodes, rollout};
+use crate::scenarios::{identities, ping_across_nodes, rollout, PING_INTERVAL_S};
 
 /// The DaemonSet running `ferry-wg`.
 pub const DAEMONSET: &str = "ferry-wireguard";
@@ -51,8 +51,7 @@ pub fn wireguard_rollout(c: &Cluster) -> Result<Vec<String>> {
     let mut worst = 0.0f64;
     for p in pingers {
         let (what, tx, rx) = p.stop()?;
-        // Pings go every 100 ms.
-        let lost_s = tx.saturating_sub(rx) as f64 / 10.0;
+        let lost_s = tx.saturating_sub(rx) as f64 * PING_INTERVAL_S;
         worst = worst.max(lost_s);
         lines.push(format!(
             "ping {what}: {rx}/{tx} answered (≈ {lost_s:.1} s lost)"

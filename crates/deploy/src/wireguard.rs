@@ -22,7 +22,7 @@
 
 use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, SecurityContext, Volume};
 
-use crate::objects::{capabilities, mount, resources};
+use crate::objects::{capabilities, env, mount, resources};
 use crate::pod::{daemonset_of, node_pod};
 use crate::yaml::Object;
 use crate::{env_of, install, Images, Manifest, Routing, NAMESPACE};
@@ -84,10 +84,10 @@ pub fn manifest(images: &Images) -> Manifest {
             if c.name != "install" && c.name != "ferryd" {
                 continue;
             }
-            let env = c.env.get_or_insert_default();
-            env.push(crate::objects::env(&env_of("encryption"), "wireguard"));
+            let vars = c.env.get_or_insert_default();
+            vars.push(env(&env_of("encryption"), "wireguard"));
             if c.name == "ferryd" {
-                env.push(crate::objects::env(&env_of("wireguard-spawn"), "false"));
+                vars.push(env(&env_of("wireguard-spawn"), "false"));
                 c.volume_mounts
                     .get_or_insert_default()
                     .push(mount(RUN_VOLUME, RUN_DIR, false));

@@ -11,6 +11,7 @@
 //! ferry-apiserver -p ferry-wireguard-userspace`).
 
 mod common;
+mod wireguard_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,15 +20,16 @@ use std::time::Duration;
 use ferry_lab::state::Pod;
 use ferry_lab::{sh, Lab, Routing, UpOptions};
 use ferry_testkit::sniff::{contains, udp_dst_port, Sniffer};
+use wireguard_support::{
+    background_ping, device_state, ferry_wg_pids, kill_ferry_wg, public_key, wg_peer_keys, PATTERN,
+    WG,
+};
 
-const WG: &str = "ferry.wg";
 const M: &str = "k8s-master";
 const W1: &str = "k8s-worker-1"; // behind the router
 const W2: &str = "k8s-worker-2"; // on the master's subnet
 /// What the pods send; must never be seen on a wire.
 const MARKER: &[u8] = b"FERRY-WG-LAB-CLEARTEXT-MARKER/";
-/// ping's payload pattern (16 bytes, repeated).
-const PATTERN: &str = "f3e77a11c0ffee5a1e5f3e77a11c0ffe";
 
 fn opts(fast_path: bool) -> UpOptions {
     UpOptions {
@@ -209,68 +211,6 @@ fn mesh_is_encrypted_without_the_fast_path() {
     mesh_is_encrypted(false, "wgn");
 }
 
-/// Pings `to` from `from` every 10 ms, `count` times, with the marker
-/// pattern, in the background: (sent, received, ping's summary line).
-fn background_ping(
-    from: &Pod,
-    to: &str,
-    count: u32,
-) -> std::thread::JoinHandle<(u64, u64, String)> {
-    let (netns, to) = (from.netns.clone(), to.to_string());
-    std::thread::spawn(move || {
-        let count = count.to_string();
-        let o = sh::ns_output(
-            &netns,
-            "ping",
-            &[
-                "-n", "-q", "-c", &count, "-i", "0.01", "-W", "1", "-s", "400", "-p", PATTERN, &to,
-            ],
-        )
-        .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_default()
-            .to_string();
-        let nums: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        (nums[0], nums[1], line)
-    })
-}
-
-/// `ferry-wg` processes serving `node` (by their run dir).
-fn ferry_wg_pids(lab: &Lab, node: &str) -> Vec<String> {
-    let dir = ferry_lab::agent::NodeDirs::new(&lab.cfg, node).wireguard_run();
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &format!("ferry-wg {WG} --run-dir {}", dir.display())])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
-fn wg_peer_keys(lab: &Lab, node: &str) -> Vec<String> {
-    let dir = ferry_lab::agent::NodeDirs::new(&lab.cfg, node).wireguard_run();
-    let st = ferry_wireguard::uapi::UapiDevice::new(&dir, WG)
-        .get()
-        .unwrap();
-    let mut keys: Vec<String> = st.peers.keys().map(|k| k.to_string()).collect();
-    keys.sort();
-    keys
-}
-
-fn public_key(lab: &Lab, node: &str) -> String {
-    let path = ferry_lab::agent::NodeDirs::new(&lab.cfg, node).wireguard_key();
-    let (key, made) = ferry_wireguard::PrivateKey::load_or_create(&path).unwrap();
-    assert!(!made, "{} exists", path.display());
-    key.public_key().to_string()
-}
-
 #[test]
 fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
     let (_guard, mut lab) = common::up("wgr", opts(true));
@@ -340,11 +280,7 @@ fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
     let pinger = background_ping(&pm, &p1.ips[0], 600);
     std::thread::sleep(Duration::from_millis(500));
     lab.stop_agent(M, true).unwrap();
-    for pid in ferry_wg_pids(&lab, M) {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid])
-            .status();
-    }
+    kill_ferry_wg(&lab, M);
     std::thread::sleep(Duration::from_millis(300));
     assert!(run(&ns(&lab, M), "ip", &["-o", "link"]).contains(WG));
     lab.start_agent(M).unwrap();
@@ -355,15 +291,12 @@ fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
     // at once, so traffic towards the restarted node answers right away.
     // (No wait_converged here: its pings from k8s-master would start the
     // handshakes themselves.)
-    let dir = dirs(M).wireguard_run();
     sh::wait_for(
         Duration::from_secs(10),
         Duration::from_millis(100),
         "k8s-master's new ferry-wg has a handshake with every peer",
         || {
-            let st = ferry_wireguard::uapi::UapiDevice::new(&dir, WG)
-                .get()
-                .ok()?;
+            let st = device_state(&lab, M)?;
             (st.peers.len() == 2 && st.peers.values().all(|p| p.has_handshake())).then_some(())
         },
     )
@@ -394,12 +327,7 @@ fn restart_keeps_the_tunnel_rotation_switch_off_and_uninstall_leave_nothing() {
     // within seconds.
     let pinger = background_ping(&p2, &pm.ips[0], 1000);
     std::thread::sleep(Duration::from_millis(500));
-    let old_wg = ferry_wg_pids(&lab, M);
-    for pid in &old_wg {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", pid])
-            .status();
-    }
+    let old_wg = kill_ferry_wg(&lab, M);
     let (sent, got, line) = pinger.join().unwrap();
     eprintln!("ping towards a node whose ferry-wg was killed (10 ms apart): {line}");
     assert!(
