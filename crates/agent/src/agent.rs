@@ -14,12 +14,18 @@ use crate::desired::{self, Desired, Settings};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::watch::{self, Shared, DEBOUNCE};
-use crate::{http, ipam_gc, kube_client, policy, status_patch, AgentError, FORWARDING_OFF_REASON};
+use crate::{http, ipam_gc, kube_client, policy, AgentError, FORWARDING_OFF_REASON};
+
+mod node_updates;
 
 /// How soon to look again while the node is not ready to be configured
 /// (no podCIDR yet, interface not up yet, ...).
 const NOT_READY_RETRY: Duration = Duration::from_secs(2);
 const PATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How soon to look again while the node is configured but its routing
+/// has not settled (OSPF adjacencies forming after FRR started).
+const SETTLE_RETRY: Duration = Duration::from_secs(1);
 
 /// How soon to look again while the node's admin must fix something
 /// (forwarding off): quietly, and the fix is seen within this.
@@ -66,6 +72,9 @@ struct Loop {
     wg_key: Option<String>,
     /// The OSPF audit's last error (logged once until it changes).
     audit_error: Option<String>,
+    /// Since when the node has been configured but not ready, its routing
+    /// not settled yet (logged once).
+    settling: Option<std::time::Instant>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT (`once`: until the node is
@@ -150,6 +159,7 @@ pub async fn run(opts: Opts, once: bool) -> Result<(), AgentError> {
         patched: false,
         blocked: None,
         audit_error: None,
+        settling: None,
     };
     let result = tokio::select! {
         r = l.run(opts.resync_interval, opts.ospf_audit_interval, once) => r,
@@ -238,7 +248,9 @@ impl Loop {
                     self.shared
                         .metrics
                         .observe_reconcile(started.elapsed(), true);
-                    self.after_apply(&d, outcome, started.elapsed());
+                    if self.after_apply(&d, outcome, started.elapsed()) {
+                        retry = Some(Instant::now() + SETTLE_RETRY);
+                    }
                     if let Err(e) = self.publish_key(&d.node).await {
                         tracing::warn!(error = %e, "could not publish the WireGuard public key; retrying");
                         retry = Some(Instant::now() + NOT_READY_RETRY);
@@ -334,7 +346,14 @@ impl Loop {
                 match desired {
                     Err(why) => Ok(Step::NotReady(why.to_string())),
                     Ok(d) => match applier.apply(&d, full) {
-                        Ok(outcome) => Ok(Step::Applied(Box::new(d), outcome)),
+                        Ok(mut outcome) => {
+                            // Ready only once the routing has settled: a
+                            // rollout restarts the next node only then.
+                            if !shared.metrics.ready() {
+                                outcome.unsettled = applier.unsettled(&d);
+                            }
+                            Ok(Step::Applied(Box::new(d), outcome))
+                        }
                         Err(AgentError::NotReady(why)) => Ok(Step::NotReady(why)),
                         Err(error @ AgentError::ForwardingOff { .. }) => Ok(Step::Blocked {
                             node: d.node,
@@ -354,7 +373,9 @@ impl Loop {
         result
     }
 
-    fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) {
+    /// Returns whether the node is configured but not ready yet (its
+    /// routing still settling): look again soon.
+    fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) -> bool {
         self.policy.set_node(&d.node);
         let m = &self.shared.metrics;
         m.set_routes_owned(outcome.routes_owned);
@@ -363,14 +384,31 @@ impl Loop {
                 m.set_fast_path(&plan.dir);
             }
         }
+        let mut settling = false;
         if !m.ready() {
-            m.set_ready();
-            tracing::info!(
-                node = %d.node,
-                pod_cidrs = ?d.pod_cidrs,
-                interface = %d.iface.ifname,
-                "node configured; ready"
-            );
+            match &outcome.unsettled {
+                Some(why) => {
+                    settling = true;
+                    if self.settling.is_none() {
+                        self.settling = Some(std::time::Instant::now());
+                        tracing::info!(
+                            node = %d.node,
+                            why = %why,
+                            "node configured; not ready until its OSPF adjacencies have settled"
+                        );
+                    }
+                }
+                None => {
+                    m.set_ready();
+                    tracing::info!(
+                        node = %d.node,
+                        pod_cidrs = ?d.pod_cidrs,
+                        interface = %d.iface.ifname,
+                        settled_after = ?self.settling.take().map(|t| t.elapsed()),
+                        "node configured; ready"
+                    );
+                }
+            }
         }
         if self.waiting.take().is_some() || self.failures > 0 {
             self.failures = 0;
@@ -385,90 +423,7 @@ impl Loop {
             tracing::warn!("{w}");
         }
         self.warnings = outcome.warnings;
-    }
-
-    /// Says once (log line and Node condition) what keeps the node from
-    /// being configured; then stays quiet while it lasts. The condition is
-    /// best effort: the log line says it all too.
-    async fn report_blocked(&mut self, node: &str, reason: &'static str, error: &AgentError) {
-        let msg = error.to_string();
-        if self.blocked.as_ref().map(|(m, _)| m) != Some(&msg) {
-            tracing::error!(
-                node,
-                reason,
-                "{msg}; ferry cannot configure this node until then (checked every {BLOCKED_RETRY:?})"
-            );
-            self.blocked = Some((msg.clone(), false));
-        }
-        if self.blocked.as_ref().is_some_and(|(_, reported)| *reported) {
-            return;
-        }
-        let patched = tokio::time::timeout(
-            PATCH_TIMEOUT,
-            status_patch::mark_network_unavailable(&self.api, node, reason, &msg),
-        )
-        .await
-        .unwrap_or_else(|_| Err(AgentError::Kube("node status patch timed out".into())));
-        match patched {
-            Ok(()) => {
-                tracing::info!(node, "NetworkUnavailable=True ({reason})");
-                self.blocked = Some((msg, true));
-                // Set it back to False once the node is configured.
-                self.patched = false;
-            }
-            Err(e) => tracing::debug!(error = %e, "could not report it on the Node; retrying"),
-        }
-    }
-
-    /// Publishes this node's WireGuard public key on its Node unless the
-    /// view shows it there (peers pick it up through their Node watch).
-    async fn publish_key(&mut self, node: &str) -> Result<(), AgentError> {
-        let Some(key) = self.wg_key.clone() else {
-            return Ok(());
-        };
-        let shown = self
-            .shared
-            .view()
-            .nodes
-            .get(node)
-            .and_then(|n| n.wireguard_key.clone());
-        if shown.as_deref() == Some(key.as_str()) {
-            return Ok(());
-        }
-        tokio::time::timeout(
-            PATCH_TIMEOUT,
-            status_patch::annotate(&self.api, node, crate::wireguard::KEY_ANNOTATION, &key),
-        )
-        .await
-        .map_err(|_| AgentError::Kube("node annotation patch timed out".into()))??;
-        tracing::info!(node, public_key = %key, "WireGuard public key published");
-        Ok(())
-    }
-
-    /// Sets `NetworkUnavailable=False` unless the view shows it is set.
-    async fn mark_available(&mut self, node: &str) -> Result<(), AgentError> {
-        let marked = self
-            .shared
-            .view()
-            .nodes
-            .get(node)
-            .is_some_and(|n| n.marked_up());
-        if marked {
-            self.patched = false;
-            return Ok(());
-        }
-        if self.patched {
-            return Ok(());
-        }
-        tokio::time::timeout(
-            PATCH_TIMEOUT,
-            status_patch::mark_network_available(&self.api, node),
-        )
-        .await
-        .map_err(|_| AgentError::Kube("node status patch timed out".into()))??;
-        tracing::info!(node, "NetworkUnavailable=False (FerryIsUp)");
-        self.patched = true;
-        Ok(())
+        settling
     }
 }
 

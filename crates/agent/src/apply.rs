@@ -27,6 +27,9 @@ pub struct Outcome {
     pub warnings: BTreeSet<String>,
     /// Whether the eBPF fast path runs.
     pub fast_path: bool,
+    /// Set by the agent before it reports ready: why the node's routing
+    /// has not settled yet ([`Applier::unsettled`]).
+    pub unsettled: Option<String>,
 }
 
 /// Holds what must survive between applies (what was applied last, so
@@ -243,6 +246,14 @@ impl Applier {
 
     pub fn frr(&self) -> &FrrAgent {
         &self.frr
+    }
+
+    /// Why the node's routing has not settled yet (OSPF adjacencies still
+    /// forming since FRR started, [`FrrAgent::unsettled`]); None when it
+    /// has, or when nothing needs to settle. Blocking (vtysh).
+    pub fn unsettled(&self, d: &Desired) -> Option<String> {
+        d.frr.as_ref()?;
+        self.frr.unsettled(d.nodes_seen > 1)
     }
 
     /// OSPF mode: [`FrrAgent::audit_ospf`]. Blocking (vtysh).

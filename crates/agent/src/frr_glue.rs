@@ -208,6 +208,18 @@ impl FrrAgent {
         Ok(Some(found))
     }
 
+    /// OSPF mode: `Some(why)` while ospfd's (ospf6d's) adjacencies are
+    /// still forming since FRR started (see [`ferry_frr::settled`]), or
+    /// while FRR does not answer. `None` in BGP mode, before the first
+    /// apply, and once settled. `expect_neighbors`: other nodes exist.
+    pub fn unsettled(&self, expect_neighbors: bool) -> Option<String> {
+        let spec = self.applied_spec.as_ref()?;
+        match self.frr.ospf_adjacency(spec, expect_neighbors) {
+            Ok(why) => why,
+            Err(e) => Some(format!("FRR: {e}")),
+        }
+    }
+
     /// What OSPF/BGP learned (for `status`).
     pub fn learned_routes(&self) -> Result<Vec<LearnedRoute>, AgentError> {
         self.frr

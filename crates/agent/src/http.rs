@@ -66,7 +66,7 @@ fn respond(req: &Request<Incoming>, m: &Metrics) -> Response<Full<Bytes>> {
         "/readyz" if m.ready() => text(StatusCode::OK, "ok\n".into(), PLAIN),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first reconcile has not succeeded yet\n".into(),
+            "not ready: the node is not configured yet, or (ospf) its OSPF adjacencies have not settled since FRR started (see ferryd's log)\n".into(),
             PLAIN,
         ),
         "/metrics" => text(

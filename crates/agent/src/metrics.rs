@@ -58,7 +58,8 @@ impl Metrics {
         self.api_connected.load(Ordering::Relaxed)
     }
 
-    /// The first full reconcile succeeded: `/readyz` says ok from now on.
+    /// The node is configured (and, with ospf, its adjacencies settled):
+    /// `/readyz` says ok from now on.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }

@@ -14,6 +14,10 @@
 //! * [`Frr::external_audit`] (OSPF) finds own pod prefixes that zebra has
 //!   but ospfd/ospf6d does not advertise; [`Frr::reapply_redistribution`]
 //!   makes them advertise those again.
+//! * [`Frr::ospf_adjacency`] (OSPF) says whether ospfd's (ospf6d's)
+//!   adjacencies have settled since it started: ferryd reports ready only
+//!   then, so that a rollout restarts the next node only once this one's
+//!   graceful restart is over.
 //!
 //! Graceful restart, so that FRR restarting with ferry's pod (a rolling
 //! update) loses no route: zebra started with [`ZEBRA_OPTIONS`], and BGP
@@ -46,6 +50,7 @@
 //! With the `testing` feature, `testing::FrrInstance` starts real FRR
 //! daemons in a test's network namespace (one pathspace per node).
 
+mod adjacency;
 mod apply;
 mod audit;
 mod cmd;
@@ -69,6 +74,7 @@ use std::time::Duration;
 /// default graceful-restart restart-time.
 pub const ZEBRA_OPTIONS: &[&str] = &["-s", "90000000", "-r", "-K", "120"];
 
+pub use adjacency::{ospf6_neighbors, ospf_neighbors, settled, Neighbor};
 pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
 pub use audit::{
     advertised_v4, advertised_v6, missing, toggle_commands, zebra_prefixes, ExternalAudit,

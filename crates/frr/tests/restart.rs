@@ -174,11 +174,14 @@ fn ospf_restart(tag: &str, pick: Role) {
     lab.frr[r].restart(OSPF_DAEMONS, &kept);
     let applied = lab.apply(r, &specs[r]);
     assert!(!applied.changed, "{applied:?}");
+    // FRR 8.4 prints nothing like "graceful restart in progress"; its
+    // restart is over once its SPF has run and its adjacencies are back.
     let back = wait_until(CONVERGE, || {
         converged(&lab, "ospf")
-            && !lab.frr[r]
-                .vtysh("show ip ospf")
-                .contains("Graceful restart in progress")
+            && lab.frr[r]
+                .frr
+                .ospf_adjacency(&specs[r], true)
+                .is_ok_and(|why| why.is_none())
     });
     assert!(back.is_some(), "{}", lab.frr[r].logs());
     let results: Vec<(u32, u32)> = pings.into_iter().map(ping_result).collect();
