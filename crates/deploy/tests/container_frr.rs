@@ -196,15 +196,22 @@ fn frr_mode_on(routing: Routing, expect: &[&str], hostname: &str, ipv6_forwardin
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        run.wait_for_log("node configured; ready", LIMIT),
-        "{}",
-        run.log()
-    );
+    // bgp: ready. ospf: configured, and not ready while its only peer
+    // Node runs no FRR (ready once its adjacencies have settled:
+    // crates/agent/tests/frr_readiness.rs).
+    let configured = match routing {
+        Routing::Ospf => "node configured; not ready until its OSPF adjacencies have settled",
+        _ => "node configured; ready",
+    };
+    assert!(run.wait_for_log(configured, LIMIT), "{}", run.log());
     let log = run.log();
     let reloaded = log.find("FRR config reloaded").expect("FRR configured");
-    let ready = log.find("node configured; ready").expect("ready");
+    let ready = log.find(configured).expect("configured");
     assert!(reloaded < ready, "FRR before the conflist:\n{log}");
+    if routing == Routing::Ospf {
+        assert!(log.contains("why=ospfd: no neighbor yet"), "{log}");
+        assert!(!log.contains("node configured; ready"), "{log}");
+    }
 
     // FRR runs ferryd's config (with the key), and zebra put the
     // aggregate's blackhole into the node's kernel.
