@@ -42,7 +42,9 @@ enum Wake {
 
 /// One reconcile's result.
 enum Step {
-    Applied(Box<Desired>, Outcome),
+    /// Applied; and while the node is not ready yet, why its routing has
+    /// not settled ([`Applier::unsettled`]), if it has not.
+    Applied(Box<Desired>, Outcome, Option<String>),
     /// Not ready to be configured yet (no podCIDR, FRR not up, ...).
     NotReady(String),
     /// Stopped by something only the node's admin can fix: reported on
@@ -244,11 +246,11 @@ impl Loop {
             let started = std::time::Instant::now();
             last_run = Instant::now();
             match self.reconcile(full).await {
-                Ok(Step::Applied(d, outcome)) => {
+                Ok(Step::Applied(d, outcome, unsettled)) => {
                     self.shared
                         .metrics
                         .observe_reconcile(started.elapsed(), true);
-                    if self.after_apply(&d, outcome, started.elapsed()) {
+                    if self.after_apply(&d, outcome, unsettled, started.elapsed()) {
                         retry = Some(Instant::now() + SETTLE_RETRY);
                     }
                     if let Err(e) = self.publish_key(&d.node).await {
@@ -346,13 +348,15 @@ impl Loop {
                 match desired {
                     Err(why) => Ok(Step::NotReady(why.to_string())),
                     Ok(d) => match applier.apply(&d, full) {
-                        Ok(mut outcome) => {
+                        Ok(outcome) => {
                             // Ready only once the routing has settled: a
                             // rollout restarts the next node only then.
-                            if !shared.metrics.ready() {
-                                outcome.unsettled = applier.unsettled(&d);
-                            }
-                            Ok(Step::Applied(Box::new(d), outcome))
+                            let unsettled = if shared.metrics.ready() {
+                                None
+                            } else {
+                                applier.unsettled(&d)
+                            };
+                            Ok(Step::Applied(Box::new(d), outcome, unsettled))
                         }
                         Err(AgentError::NotReady(why)) => Ok(Step::NotReady(why)),
                         Err(error @ AgentError::ForwardingOff { .. }) => Ok(Step::Blocked {
@@ -375,7 +379,13 @@ impl Loop {
 
     /// Returns whether the node is configured but not ready yet (its
     /// routing still settling): look again soon.
-    fn after_apply(&mut self, d: &Desired, outcome: Outcome, took: Duration) -> bool {
+    fn after_apply(
+        &mut self,
+        d: &Desired,
+        outcome: Outcome,
+        unsettled: Option<String>,
+        took: Duration,
+    ) -> bool {
         self.policy.set_node(&d.node);
         let m = &self.shared.metrics;
         m.set_routes_owned(outcome.routes_owned);
@@ -386,7 +396,7 @@ impl Loop {
         }
         let mut settling = false;
         if !m.ready() {
-            match &outcome.unsettled {
+            match &unsettled {
                 Some(why) => {
                     settling = true;
                     if self.settling.is_none() {

@@ -27,9 +27,6 @@ pub struct Outcome {
     pub warnings: BTreeSet<String>,
     /// Whether the eBPF fast path runs.
     pub fast_path: bool,
-    /// Set by the agent before it reports ready: why the node's routing
-    /// has not settled yet ([`Applier::unsettled`]).
-    pub unsettled: Option<String>,
 }
 
 /// Holds what must survive between applies (what was applied last, so

@@ -159,9 +159,6 @@ pub fn settled(neighbors: &[Neighbor], expect_neighbors: bool) -> Result<(), Str
     Ok(())
 }
 
-/// [`ospf_neighbors`] or [`ospf6_neighbors`].
-type ParseNeighbors = fn(&str) -> Result<Vec<Neighbor>, String>;
-
 impl Frr {
     /// OSPF mode: `Ok(None)` when ospfd (and ospf6d with an IPv6 pod
     /// CIDR) have settled (see [`settled`]) and ospfd has run its SPF
@@ -180,30 +177,21 @@ impl Frr {
             if spec.cidrs(v6).is_empty() {
                 continue;
             }
-            let (command, parse, daemon): (_, ParseNeighbors, _) = if v6 {
-                ("show ipv6 ospf6 neighbor json", ospf6_neighbors, "ospf6d")
+            let (daemon, neighbors) = if v6 {
+                let n = self.parsed("show ipv6 ospf6 neighbor json", ospf6_neighbors)?;
+                ("ospf6d", n)
             } else {
-                ("show ip ospf neighbor json", ospf_neighbors, "ospfd")
+                (
+                    "ospfd",
+                    self.parsed("show ip ospf neighbor json", ospf_neighbors)?,
+                )
             };
-            let text = self.vtysh(command)?;
-            let neighbors = parse(&text).map_err(|detail| FrrError::Parse {
-                command: command.into(),
-                detail,
-            })?;
             if let Err(e) = settled(&neighbors, expect_neighbors) {
                 why.push(format!("{daemon}: {e}"));
-            } else if !v6 {
-                let command = "show ip ospf json";
-                let text = self.vtysh(command)?;
-                let ran = spf_has_run(&text).map_err(|detail| FrrError::Parse {
-                    command: command.into(),
-                    detail,
-                })?;
-                if !ran {
-                    why.push(format!(
-                        "{daemon}: no SPF run yet (graceful restart in progress)"
-                    ));
-                }
+            } else if !v6 && !self.parsed("show ip ospf json", spf_has_run)? {
+                why.push(format!(
+                    "{daemon}: no SPF run yet (graceful restart in progress)"
+                ));
             }
         }
         Ok((!why.is_empty()).then(|| why.join("; ")))

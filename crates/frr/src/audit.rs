@@ -206,7 +206,9 @@ impl Frr {
         Ok(out)
     }
 
-    fn parsed<T>(
+    /// `command` through vtysh, its output through `parse`; a parse
+    /// failure as [`FrrError::Parse`] naming the command.
+    pub(crate) fn parsed<T>(
         &self,
         command: &str,
         parse: fn(&str) -> Result<T, String>,
