@@ -14,9 +14,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{masq, Ns};
 use ferry_nft::{apply, apply_if_changed, delete_table, read_table, IpFamily};
@@ -96,8 +96,22 @@ fn peer_seen(client: &Ns, server: &Ns, addr: &str) -> IpAddr {
         .unwrap_or_else(|e| panic!("listen on {addr}: {e}"));
     let target = listener.local_addr().unwrap();
     std::thread::scope(|s| {
+        // Bounded: when the client cannot connect, it panics with the
+        // reason, and the scope (which joins this thread first) must not
+        // hang on an accept that never comes.
         let server = s.spawn(move || {
-            let (mut conn, peer) = listener.accept().expect("accept");
+            listener.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (mut conn, peer) = loop {
+                match listener.accept() {
+                    Ok(accepted) => break accepted,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("accept on {target}: {e}"),
+                }
+            };
+            conn.set_nonblocking(false).unwrap();
             conn.write_all(peer.ip().to_string().as_bytes()).unwrap();
         });
         let mut stream = client
