@@ -111,7 +111,7 @@ impl Applier {
                 out.changed.push("vxlan");
             }
             want_routes.extend(plan.routes(ifindex));
-            tunnel = Some(ifindex);
+            tunnel = Some(plan.fast_path_tunnel(ifindex));
         }
         // The fast path is not attached to the WireGuard device (a TUN
         // device has no Ethernet header); it forwards into it (the FIB

@@ -28,11 +28,13 @@ pub struct FastPathPlan {
     pub uplink: u32,
     /// The cluster's pod CIDRs (both families).
     pub cidrs: Vec<IpNet>,
-    /// The VXLAN device, when there is one: pod packets decapsulated there
-    /// take the fast path as those arriving on the uplink do (so a flow is
-    /// untracked on both nodes, as without the tunnel). Set at apply time,
-    /// once the device has an ifindex.
-    pub tunnel: Option<u32>,
+    /// The VXLAN device, when there is one: the program encapsulates to
+    /// and decapsulates from its peers itself, and runs on the device too
+    /// (what the device still decapsulates takes the fast path as what
+    /// arrives on the uplink does, so a flow is untracked on both nodes,
+    /// as without the tunnel). Set at apply time, once the device has an
+    /// ifindex.
+    pub tunnel: Option<ferry_ebpf::VxlanTunnel>,
 }
 
 impl FastPathPlan {
@@ -89,6 +91,9 @@ impl FastPathAgent {
         }
         let fp = self.loaded.as_ref().expect("loaded above");
         changed |= fp.set_cidrs(&plan.cidrs).map_err(|e| e.to_string())?;
+        changed |= fp
+            .set_tunnel(plan.tunnel.as_ref())
+            .map_err(|e| e.to_string())?;
         // Before the program is attached anywhere below.
         if let Some(want) = &self.excluded {
             changed |= fp.set_excluded(want).map_err(|e| e.to_string())?;
@@ -120,7 +125,7 @@ impl FastPathAgent {
             changed = true;
         }
         let mut targets = vec![plan.uplink];
-        targets.extend(plan.tunnel);
+        targets.extend(plan.tunnel.as_ref().map(|t| t.ifindex));
         targets.extend(veths);
         for ifindex in targets {
             if h.bpf_ingress_prog_id(ifindex).map_err(|e| e.to_string())? != Some(id) {

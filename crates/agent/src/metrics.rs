@@ -224,6 +224,18 @@ impl Metrics {
             ] {
                 let _ = writeln!(out, "{name}{{result=\"{result}\"}} {v}");
             }
+            let name = "ferry_fast_path_vxlan_packets_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Of the forwarded packets, those the fast path put into VXLAN or \
+                 took out of it itself (not through the VXLAN device).\n# TYPE {name} counter"
+            );
+            for (op, v) in [
+                ("encapsulated", s.encapsulated),
+                ("decapsulated", s.decapsulated),
+            ] {
+                let _ = writeln!(out, "{name}{{op=\"{op}\"}} {v}");
+            }
         }
         let h = self.duration.lock().unwrap_or_else(|e| e.into_inner());
         let name = "ferry_reconcile_duration_seconds";

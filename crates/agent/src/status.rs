@@ -330,8 +330,9 @@ impl fmt::Display for Report {
             Ok(fp) => {
                 let on = match &fp.stats {
                     Some(st) => format!(
-                        "forwarded {}, left to the stack: {} tracked, {} without a route",
-                        st.forwarded, st.tracked, st.no_fib
+                        "forwarded {} ({} put into VXLAN, {} taken out), left to the stack: {} \
+                         tracked, {} without a route",
+                        st.forwarded, st.encapsulated, st.decapsulated, st.tracked, st.no_fib
                     ),
                     None => "nothing pinned".into(),
                 };

@@ -134,6 +134,21 @@ impl VxlanPlan {
         )
     }
 
+    /// What the eBPF fast path needs to encapsulate and decapsulate for
+    /// the device (`ifindex`) itself: the same addresses, VNI, port and
+    /// FDB.
+    pub fn fast_path_tunnel(&self, ifindex: u32) -> ferry_ebpf::VxlanTunnel {
+        ferry_ebpf::VxlanTunnel {
+            ifindex,
+            uplink: self.uplink,
+            local: self.local,
+            mac: vtep_mac(self.local),
+            vni: VNI,
+            port: ferry_netlink::VXLAN_PORT,
+            peers: self.peers.iter().map(|p| (p.mac(), p.underlay)).collect(),
+        }
+    }
+
     fn fdb(&self) -> BTreeMap<[u8; 6], IpAddr> {
         self.peers
             .iter()

@@ -5,10 +5,11 @@
 //! Pins in `dir`: `prog` (replaced on every load, by rename), and the maps
 //! `cidrs_v1` and `cidrs6_v1` (LPM tries of the cluster's pod CIDRs and
 //! of the addresses excluded from the fast path, told apart by the value:
-//! see `cidrs`), `pods_v1` (the ifindexes of pods' host veths) and
-//! `stats_v1` (per-CPU counters). Maps outlive program reloads, so a
-//! restarted agent keeps the counters, the CIDRs and the exclusions. A
-//! new map layout takes a new name.
+//! see `cidrs`), `pods_v1` (the ifindexes of pods' host veths),
+//! `stats_v2` (per-CPU counters), `tunnel_v1` and `vteps_v1` (VXLAN: see
+//! `tunnel`). Maps outlive program reloads, so a restarted agent keeps the
+//! counters, the CIDRs and the exclusions. A new map layout takes a new
+//! name (`stats_v1` had three counters; [`unpin`] removes it too).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -24,6 +25,7 @@ use crate::error::EbpfError;
 use crate::map::{Map, MapShape, MAP_TYPE_HASH, MAP_TYPE_PERCPU_ARRAY};
 use crate::pinned::prog_name;
 use crate::program::{self, Refs, STATS};
+use crate::tunnel::{self, TunnelMaps, VxlanTunnel};
 use crate::{kfuncs, sys};
 
 pub(crate) const PROG_TYPE_SCHED_CLS: u32 = 3;
@@ -45,7 +47,9 @@ pub(crate) const STATS_SHAPE: MapShape = MapShape {
 };
 /// Pods per node the map holds at most (kubelet's default limit is 110).
 const MAX_PODS: u32 = 65536;
-pub(crate) const STATS_PIN: &str = "stats_v1";
+pub(crate) const STATS_PIN: &str = "stats_v2";
+/// The counters' map before the VXLAN ones (removed by [`unpin`]).
+const OLD_STATS_PIN: &str = "stats_v1";
 /// The name of the tc filters running the program (`tc filter show`).
 /// The program's own name in the kernel (`bpftool prog`) is this build's
 /// identity: [`crate::prog_name`].
@@ -57,6 +61,10 @@ pub struct Stats {
     pub forwarded: u64,
     pub tracked: u64,
     pub no_fib: u64,
+    /// Of the forwarded: put into VXLAN by the program.
+    pub encapsulated: u64,
+    /// Of the forwarded: taken out of VXLAN by the program.
+    pub decapsulated: u64,
 }
 
 /// The loaded program and its maps.
@@ -66,6 +74,7 @@ pub struct FastPath {
     pub(crate) cidrs: CidrMaps,
     pub(crate) pods: PodIfaces,
     pub(crate) stats: Map,
+    pub(crate) tunnel: TunnelMaps,
 }
 
 /// The map of pods' host veths: the plugin adds each new one, removes it
@@ -113,11 +122,14 @@ impl FastPath {
         let cidrs = CidrMaps::open_or_create(dir)?;
         let pods = Map::open_or_create(dir, PODS_PIN, PODS, MAX_PODS, 0, "ferry_pods")?;
         let stats = Map::open_or_create(dir, STATS_PIN, STATS_SHAPE, STATS, 0, "ferry_stats")?;
+        let tunnel = TunnelMaps::open_or_create(dir)?;
         let insns = program::fast_path(&Refs {
             cidrs_map: cidrs.fds().0,
             cidrs6_map: cidrs.fds().1,
             stats_map: stats.raw_fd(),
             pod_ifaces_map: pods.raw_fd(),
+            tunnel_map: tunnel.config.raw_fd(),
+            vteps_map: tunnel.vteps.raw_fd(),
             ct_lookup: kfuncs[0],
             ct_release: kfuncs[1],
         });
@@ -136,6 +148,7 @@ impl FastPath {
             cidrs,
             pods: PodIfaces(pods),
             stats,
+            tunnel,
         })
     }
 
@@ -184,6 +197,18 @@ impl FastPath {
     /// The counters, summed over CPUs.
     pub fn stats(&self) -> Result<Stats, EbpfError> {
         read_stats(&self.stats)
+    }
+
+    /// Makes the program encapsulate to and decapsulate from `want`'s
+    /// peers itself (`None`: it leaves VXLAN to the device); returns
+    /// whether the maps changed.
+    pub fn set_tunnel(&self, want: Option<&VxlanTunnel>) -> Result<bool, EbpfError> {
+        self.tunnel.set(want)
+    }
+
+    /// What the tunnel maps hold.
+    pub fn tunnel(&self) -> Result<Option<VxlanTunnel>, EbpfError> {
+        self.tunnel.get()
     }
 }
 
@@ -234,6 +259,8 @@ fn read_stats(map: &Map) -> Result<Stats, EbpfError> {
         forwarded: sum[program::STAT_FORWARDED as usize],
         tracked: sum[program::STAT_TRACKED as usize],
         no_fib: sum[program::STAT_NO_FIB as usize],
+        encapsulated: sum[program::STAT_ENCAPSULATED as usize],
+        decapsulated: sum[program::STAT_DECAPSULATED as usize],
     })
 }
 
@@ -292,6 +319,9 @@ pub fn unpin(dir: &Path) -> Result<(), EbpfError> {
         cidrs::PINS[1],
         PODS_PIN,
         STATS_PIN,
+        OLD_STATS_PIN,
+        tunnel::TUNNEL_PIN,
+        tunnel::VTEPS_PIN,
     ] {
         let path: PathBuf = dir.join(name);
         match std::fs::remove_file(&path) {
@@ -341,11 +371,17 @@ mod tests {
         let lpm = |k| sys::map_create(11, k, 4, 4, 1, "t").unwrap();
         let (v4, v6) = (lpm(8), lpm(20));
         let (pods, stats) = (map(MAP_TYPE_HASH, 4, 4), map(MAP_TYPE_PERCPU_ARRAY, 4, 8));
+        let (tunnel, vteps) = (
+            map(2, 4, program::vxlan::CONFIG_LEN),
+            map(MAP_TYPE_HASH, 8, 4),
+        );
         let insns = program::fast_path(&Refs {
             cidrs_map: v4.as_raw_fd(),
             cidrs6_map: v6.as_raw_fd(),
             stats_map: stats.as_raw_fd(),
             pod_ifaces_map: pods.as_raw_fd(),
+            tunnel_map: tunnel.as_raw_fd(),
+            vteps_map: vteps.as_raw_fd(),
             ct_lookup: (refs[0].0, 1),
             ct_release: (refs[1].0, 1),
         });

@@ -79,7 +79,15 @@ const SRC_K: u8 = 0x00;
 const SRC_X: u8 = 0x08;
 const ALU_ADD: u8 = 0x00;
 const ALU_SUB: u8 = 0x10;
+const ALU_OR: u8 = 0x40;
 const ALU_AND: u8 = 0x50;
+const ALU_RSH: u8 = 0x70;
+const ALU_XOR: u8 = 0xa0;
+const ALU_END: u8 = 0xd0;
+/// The 32-bit ALU class (`BPF_ALU`), where the byte-swap instructions live.
+const ALU: u8 = 0x04;
+/// `BPF_TO_BE`: convert to big-endian (network order).
+const END_TO_BE: u8 = 0x08;
 const ALU_MOV: u8 = 0xb0;
 const JMP_JA: u8 = 0x00;
 const JMP_CALL: u8 = 0x80;
@@ -138,6 +146,38 @@ impl Asm {
     /// `dst &= imm`.
     pub fn and_imm(&mut self, dst: Reg, imm: i32) -> &mut Asm {
         self.push(encode(ALU64 | ALU_AND | SRC_K, dst, R0, 0, imm))
+    }
+    /// `dst |= imm`.
+    pub fn or_imm(&mut self, dst: Reg, imm: i32) -> &mut Asm {
+        self.push(encode(ALU64 | ALU_OR | SRC_K, dst, R0, 0, imm))
+    }
+    /// `dst ^= imm`.
+    pub fn xor_imm(&mut self, dst: Reg, imm: i32) -> &mut Asm {
+        self.push(encode(ALU64 | ALU_XOR | SRC_K, dst, R0, 0, imm))
+    }
+    /// `dst >>= imm` (logical).
+    pub fn rsh_imm(&mut self, dst: Reg, imm: i32) -> &mut Asm {
+        self.push(encode(ALU64 | ALU_RSH | SRC_K, dst, R0, 0, imm))
+    }
+    /// `dst += src`.
+    pub fn add(&mut self, dst: Reg, src: Reg) -> &mut Asm {
+        self.push(encode(ALU64 | ALU_ADD | SRC_X, dst, src, 0, 0))
+    }
+    /// `dst = htons(dst)`: the low 16 bits in network order, the rest
+    /// zero; stored with a 2-byte store, the bytes land big-endian.
+    pub fn be16(&mut self, dst: Reg) -> &mut Asm {
+        self.push(encode(ALU | ALU_END | END_TO_BE, dst, R0, 0, 16))
+    }
+    /// `dst = imm` (a full 64-bit immediate: two instruction slots).
+    pub fn ld_imm64(&mut self, dst: Reg, imm: u64) -> &mut Asm {
+        self.push(encode(
+            LD | IMM | Size::DW.bits(),
+            dst,
+            R0,
+            0,
+            imm as u32 as i32,
+        ));
+        self.push(encode(0, R0, R0, 0, (imm >> 32) as u32 as i32))
     }
     /// `dst = *(size *)(src + off)`.
     pub fn load(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Asm {
@@ -258,6 +298,26 @@ mod tests {
         assert_eq!(bytes(p[4]), [0x6b, 0x1a, 0xc2, 0xff, 0, 0, 0, 0]);
         assert_eq!(bytes(p[5]), [0x85, 0, 0, 0, 0x45, 0, 0, 0]);
         assert_eq!(bytes(p[6]), [0x95, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn alu_byte_swap_and_wide_immediates() {
+        // Checked against the instruction-set document's opcode tables.
+        let mut a = Asm::new();
+        a.or_imm(R4, 0x53) // 47 04 .. 53
+            .xor_imm(R0, 0xffff) // a7 00 .. ff ff 00 00
+            .rsh_imm(R0, 16) // 77 00 .. 10
+            .add(R0, R1) // 0f 10
+            .be16(R5) // dc 05 .. 10 00 00 00
+            .ld_imm64(R4, 0x0e00_0000_0000_0053); // 18 04 .. 53 / 00 .. 00 00 00 0e
+        let p = a.finish();
+        assert_eq!(bytes(p[0]), [0x47, 0x04, 0, 0, 0x53, 0, 0, 0]);
+        assert_eq!(bytes(p[1]), [0xa7, 0x00, 0, 0, 0xff, 0xff, 0, 0]);
+        assert_eq!(bytes(p[2]), [0x77, 0x00, 0, 0, 0x10, 0, 0, 0]);
+        assert_eq!(bytes(p[3]), [0x0f, 0x10, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(p[4]), [0xdc, 0x05, 0, 0, 0x10, 0, 0, 0]);
+        assert_eq!(bytes(p[5]), [0x18, 0x04, 0, 0, 0x53, 0, 0, 0]);
+        assert_eq!(bytes(p[6]), [0, 0, 0, 0, 0, 0, 0, 0x0e]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod map;
 mod pinned;
 pub mod program;
 mod sys;
+mod tunnel;
 
 pub use error::EbpfError;
 pub use fastpath::{
@@ -35,3 +36,4 @@ pub use map::MapShape;
 #[cfg(feature = "testing")]
 pub use pinned::pin_stand_in;
 pub use pinned::{prog_name, Pinned};
+pub use tunnel::VxlanTunnel;

@@ -18,6 +18,7 @@ use crate::error::EbpfError;
 use crate::sys::{self, MapInfo};
 
 pub(crate) const MAP_TYPE_HASH: u32 = 1;
+pub(crate) const MAP_TYPE_ARRAY: u32 = 2;
 pub(crate) const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 pub(crate) const MAP_TYPE_LPM_TRIE: u32 = 11;
 
@@ -32,7 +33,7 @@ pub struct MapShape {
 fn type_name(t: u32) -> String {
     match t {
         MAP_TYPE_HASH => "hash".into(),
-        2 => "array".into(),
+        MAP_TYPE_ARRAY => "array".into(),
         MAP_TYPE_PERCPU_ARRAY => "per-CPU array".into(),
         MAP_TYPE_LPM_TRIE => "LPM trie".into(),
         t => format!("type {t}"),

@@ -23,6 +23,7 @@ use crate::fastpath::{self, FastPath, PodIfaces};
 use crate::map::Map;
 use crate::program::{self, Refs};
 use crate::sys;
+use crate::tunnel::TunnelMaps;
 
 /// What the pin directory holds in place of a program ferryd could use.
 #[derive(Debug)]
@@ -46,6 +47,8 @@ pub fn prog_name() -> &'static str {
             cidrs6_map: 0,
             stats_map: 0,
             pod_ifaces_map: 0,
+            tunnel_map: 0,
+            vteps_map: 0,
             ct_lookup: (0, 0),
             ct_release: (0, 0),
         }))
@@ -81,12 +84,14 @@ impl FastPath {
                 info.id, info.name
             )));
         }
-        let (cidrs, pods, stats) = (
+        let (cidrs, pods, stats, tunnel) = (
             CidrMaps::open(dir)?,
             Map::open(&dir.join(fastpath::PODS_PIN), fastpath::PODS)?,
             Map::open(&dir.join(fastpath::STATS_PIN), fastpath::STATS_SHAPE)?,
+            TunnelMaps::open(dir)?,
         );
-        let (Some(cidrs), Some(pods), Some(stats)) = (cidrs, pods, stats) else {
+        let (Some(cidrs), Some(pods), Some(stats), Some(tunnel)) = (cidrs, pods, stats, tunnel)
+        else {
             return Ok(Pinned::Foreign(format!(
                 "the pinned program (id {}) has not all its maps pinned beside it",
                 info.id
@@ -94,6 +99,7 @@ impl FastPath {
         };
         let mut pinned: Vec<u32> = cidrs.ids().into_iter().collect();
         pinned.extend([pods.id(), stats.id()]);
+        pinned.extend(tunnel.ids());
         pinned.sort_unstable();
         let mut used = info.map_ids.clone();
         used.sort_unstable();
@@ -109,6 +115,7 @@ impl FastPath {
             cidrs,
             pods: PodIfaces(pods),
             stats,
+            tunnel,
         }))
     }
 }
@@ -153,6 +160,8 @@ mod tests {
             cidrs6_map: fd + 1,
             stats_map: fd + 2,
             pod_ifaces_map: fd + 3,
+            tunnel_map: fd + 4,
+            vteps_map: fd + 5,
             ct_lookup: (btf, 0),
             ct_release: (btf + 1, 0),
         };
@@ -225,7 +234,7 @@ mod tests {
         let id = loaded.prog_id().unwrap();
         let info = sys::prog_info_full(loaded.prog()).unwrap();
         assert_eq!(info.name, prog_name(), "the kernel reports the identity");
-        assert_eq!(info.map_ids.len(), 4, "{info:?}");
+        assert_eq!(info.map_ids.len(), 6, "{info:?}");
         match FastPath::open_pinned(&pins.dir).unwrap() {
             Pinned::Usable(fp) => assert_eq!(fp.prog_id().unwrap(), id),
             other => panic!("this build's pin not used: {other:?}"),

@@ -61,11 +61,11 @@ fn the_plugin_and_ferryd_refuse_a_wrong_pod_or_stats_map() {
     assert!(pinned_stats(&p.0).unwrap().is_some());
     // The pods map (hash, 4-byte values) where the per-CPU counters
     // (8-byte values) belong, and a trie where the pods map belongs.
-    p.move_pin("pods_v1", "stats_v1");
+    p.move_pin("pods_v1", "stats_v2");
     p.move_pin("cidrs_v1", "pods_v1");
     mismatch(
         pinned_stats(&p.0).unwrap_err(),
-        "stats_v1",
+        "stats_v2",
         "hash map with 4-byte keys and 4-byte values",
         "per-CPU array map with 4-byte keys and 8-byte values",
     );

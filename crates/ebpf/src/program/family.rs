@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
 //! One address family's path through the program: parse, the pod↔pod
-//! (and not excluded), source and conntrack tests, the FIB lookup and the TTL. IPv4 and IPv6
-//! differ in header offsets and address length, in the IPv4 header's
-//! checksum and options, and in nothing else that matters here.
+//! (and not excluded), source and conntrack tests, the FIB lookup and the
+//! TTL. IPv4 and IPv6 differ in header offsets and address length, in the
+//! IPv4 header's checksum and options, and in nothing else that matters
+//! here. Each family's path also exists for a packet inside a VXLAN
+//! header from a peer node ([`encapsulated`]): the same tests on the inner
+//! packet, 50 bytes further in, and the outer headers removed only once
+//! the packet is sure to be forwarded (see [`super::vxlan`]).
 
+use super::vxlan::OUTER_LEN;
 use super::*;
 use crate::insn::{R7, R8, R9};
 
@@ -14,7 +19,8 @@ pub(super) struct Family {
     af: i32,
     /// Address length in bytes (4 or 16).
     addr_len: i16,
-    /// Packet offsets (from the Ethernet header).
+    /// Packet offsets (from the start of the frame): the IP header ...
+    l3: i16,
     saddr: i16,
     daddr: i16,
     ttl: i16,
@@ -23,31 +29,60 @@ pub(super) struct Family {
     /// Where the FIB query's TOS (IPv4: 1 byte) or flow info (IPv6: the
     /// header's first word, less the version) is read.
     tos: (i16, Size),
+    /// Inside a VXLAN header: the path decapsulates before forwarding.
+    decap: bool,
 }
 
 pub(super) const V4: Family = Family {
     tag: "v4",
     af: libc::AF_INET,
     addr_len: 4,
+    l3: 14,
     saddr: 26,
     daddr: 30,
     ttl: 22,
     proto: 23,
     ports: 34,
     tos: (15, Size::B),
+    decap: false,
 };
 
 pub(super) const V6: Family = Family {
     tag: "v6",
     af: libc::AF_INET6,
     addr_len: 16,
+    l3: 14,
     saddr: 22,
     daddr: 38,
     ttl: 21,
     proto: 20,
     ports: 54,
     tos: (14, Size::W),
+    decap: false,
 };
+
+/// IPv4 and IPv6 inside VXLAN (over IPv4).
+pub(super) const V4_IN_VXLAN: Family = encapsulated(V4, "v4x");
+pub(super) const V6_IN_VXLAN: Family = encapsulated(V6, "v6x");
+
+/// `f` behind the [`OUTER_LEN`] bytes of outer IPv4, UDP and VXLAN
+/// headers and the inner Ethernet header.
+const fn encapsulated(f: Family, tag: &'static str) -> Family {
+    let d = OUTER_LEN;
+    Family {
+        tag,
+        af: f.af,
+        addr_len: f.addr_len,
+        l3: f.l3 + d,
+        saddr: f.saddr + d,
+        daddr: f.daddr + d,
+        ttl: f.ttl + d,
+        proto: f.proto + d,
+        ports: f.ports + d,
+        tos: (f.tos.0 + d, f.tos.1),
+        decap: true,
+    }
+}
 
 impl Family {
     fn label(&self, what: &str) -> String {
@@ -73,9 +108,10 @@ impl Family {
 }
 
 /// Fills the FIB query from the saved tuple, `reverse`d for the source
-/// test, as if the packet had been received on its ingress device, and
+/// test, as if the packet had been received on [`IN_IF`] (its ingress
+/// device; the tunnel device for a packet decapsulated here), and
 /// asks the kernel. `tot_len` 0: the kernel checks the MTU itself,
-/// GSO-aware. Needs R7 = protocol; the answer is in R0.
+/// GSO-aware (but counting all of the frame). Needs R7 = protocol; the answer is in R0.
 fn fib_query(a: &mut Asm, f: &Family, reverse: bool) {
     let n = f.addr_len;
     let (src, dst, sport, dport) = if reverse {
@@ -92,12 +128,24 @@ fn fib_query(a: &mut Asm, f: &Family, reverse: bool) {
         .store(Size::H, FP, FIB + 2, R5)
         .load(Size::H, R5, FP, TUPLE + dport)
         .store(Size::H, FP, FIB + 4, R5)
-        .load(Size::W, R5, R6, SKB_INGRESS_IFINDEX)
+        .load(Size::W, R5, FP, IN_IF)
         .store(Size::W, FP, FIB + 8, R5)
         .load(f.tos.1, R5, FP, TOS)
         .store(f.tos.1, FP, FIB + 12, R5);
     f.copy_addr(a, FP, TUPLE + src, FIB + 16);
     f.copy_addr(a, FP, TUPLE + dst, FIB + 32);
+    if f.decap && !reverse {
+        // The kernel's own MTU check would weigh the outer headers too:
+        // give it the inner packet's length instead (a GSO packet keeps
+        // tot_len 0: the kernel checks its segments).
+        let skip = f.label("fib_gso");
+        a.load(Size::W, R5, R6, SKB_GSO_SIZE)
+            .jmp_imm(Cond::Ne, R5, 0, &skip)
+            .load(Size::W, R5, R6, SKB_LEN)
+            .sub_imm(R5, i32::from(f.l3))
+            .store(Size::H, FP, FIB + 6, R5)
+            .label(&skip);
+    }
     a.mov(R1, R6)
         .mov(R2, FP)
         .add_imm(R2, FIB.into())
@@ -132,13 +180,13 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
     //    (the next header is the transport), TCP or UDP, TTL > 1.
     bounds(a, f.headers_end(), "pass");
     if v6 {
-        a.load(Size::B, R5, R2, 14)
+        a.load(Size::B, R5, R2, f.l3)
             .and_imm(R5, 0xf0)
             .jmp_imm(Cond::Ne, R5, 0x60, "pass");
     } else {
-        a.load(Size::B, R5, R2, 14)
+        a.load(Size::B, R5, R2, f.l3)
             .jmp_imm(Cond::Ne, R5, 0x45, "pass")
-            .load(Size::H, R5, R2, 20)
+            .load(Size::H, R5, R2, f.l3 + 6)
             .and_imm(R5, 0xff3f) // MF and the offset, in network order
             .jmp_imm(Cond::Ne, R5, 0, "pass");
     }
@@ -170,18 +218,21 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
     in_cluster(a, f, cidrs, TUPLE + n, "pass");
 
     // 3. From a pod: its source routes back to the veth it came from.
-    a.load(Size::W, R5, R6, SKB_INGRESS_IFINDEX)
-        .store(Size::W, FP, IFACE_KEY, R5);
-    is_pod_iface(a, refs, IFACE_KEY);
-    a.jmp_imm(Cond::Eq, R0, 0, &f.label("source_ok"));
-    fib_query(a, f, true);
-    a.jmp_imm(Cond::Eq, R0, 0, &f.label("reverse_routed"))
-        .jmp_imm(Cond::Ne, R0, BPF_FIB_LKUP_RET_NO_NEIGH, "pass")
-        .label(&f.label("reverse_routed"))
-        .load(Size::W, R5, FP, FIB + 8)
-        .load(Size::W, R4, R6, SKB_INGRESS_IFINDEX)
-        .jmp_reg(Cond::Ne, R5, R4, "pass")
-        .label(&f.label("source_ok"));
+    //    (A decapsulated packet comes from a peer node, never a pod here.)
+    if !f.decap {
+        a.load(Size::W, R5, R6, SKB_INGRESS_IFINDEX)
+            .store(Size::W, FP, IFACE_KEY, R5);
+        is_pod_iface(a, refs, IFACE_KEY);
+        a.jmp_imm(Cond::Eq, R0, 0, &f.label("source_ok"));
+        fib_query(a, f, true);
+        a.jmp_imm(Cond::Eq, R0, 0, &f.label("reverse_routed"))
+            .jmp_imm(Cond::Ne, R0, BPF_FIB_LKUP_RET_NO_NEIGH, "pass")
+            .label(&f.label("reverse_routed"))
+            .load(Size::W, R5, FP, FIB + 8)
+            .load(Size::W, R4, R6, SKB_INGRESS_IFINDEX)
+            .jmp_reg(Cond::Ne, R5, R4, "pass")
+            .label(&f.label("source_ok"));
+    }
 
     // 4. Not tracked by conntrack here.
     a.store_imm(Size::W, FP, OPTS, -1) // netns_id: BPF_F_CURRENT_NETNS
@@ -208,10 +259,24 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
 
     // 5. Route it as the stack would.
     fib_query(a, f, false);
-    a.mov(R7, R0) // the answer, kept across the calls below
-        .jmp_imm(Cond::Eq, R7, 0, &f.label("routed")) // BPF_FIB_LKUP_RET_SUCCESS
+    a.mov(R7, R0); // the answer, kept across the calls below
+    if f.decap {
+        // Decapsulated only into a pod of this node, its neighbour known:
+        // anything else goes to the stack still encapsulated, as it came.
+        super::vxlan::decap(a, refs, f.af);
+        ttl_and_out(a, if f.af == libc::AF_INET6 { &V6 } else { &V4 });
+        return;
+    }
+    a.jmp_imm(Cond::Eq, R7, 0, &f.label("routed")) // BPF_FIB_LKUP_RET_SUCCESS
         .jmp_imm(Cond::Ne, R7, BPF_FIB_LKUP_RET_NO_NEIGH, "pass_no_fib")
         .label(&f.label("routed"));
+    ttl_and_out(a, f);
+}
+
+/// TTL (hop limit) − 1, then on to `rewrite`, or to `resolve` when the
+/// FIB answer in R7 says the next hop's MAC is unknown.
+fn ttl_and_out(a: &mut Asm, f: &Family) {
+    let v6 = f.af == libc::AF_INET6;
     bounds(a, f.headers_end(), "pass");
     if v6 {
         // Hop limit − 1 (no header checksum in IPv6).
@@ -226,7 +291,7 @@ pub(super) fn path(a: &mut Asm, refs: &Refs, f: &Family) {
             .sub_imm(R9, 1)
             .store(Size::H, R2, f.ttl, R9)
             .mov(R1, R6)
-            .mov_imm(R2, ETH_HLEN + 10) // the IPv4 header checksum
+            .mov_imm(R2, i32::from(f.l3) + 10) // the IPv4 header checksum
             .mov(R3, R8)
             .mov(R4, R9)
             .mov_imm(R5, 2)

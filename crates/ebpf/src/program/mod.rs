@@ -38,13 +38,19 @@
 //!    (`bpf_redirect_neigh`), so even a flow's first packet stays off the
 //!    stack.
 //!
-//! Per-CPU counters: [`STAT_FORWARDED`], [`STAT_TRACKED`], [`STAT_NO_FIB`].
+//! Packets to and from nodes behind ferryd's VXLAN device are
+//! encapsulated and decapsulated here, under the same tests on the inner
+//! packet: see [`vxlan`].
+//!
+//! Per-CPU counters: [`STAT_FORWARDED`], [`STAT_TRACKED`], [`STAT_NO_FIB`],
+//! [`STAT_ENCAPSULATED`], [`STAT_DECAPSULATED`].
 
 mod family;
+pub mod vxlan;
 
 use crate::cidrs::CLUSTER;
 use crate::insn::{Asm, Cond, Size, FP, R0, R1, R2, R3, R4, R5, R6};
-use family::{V4, V6};
+use family::{V4, V4_IN_VXLAN, V6, V6_IN_VXLAN};
 
 /// Packets forwarded by the program.
 pub const STAT_FORWARDED: u32 = 0;
@@ -53,8 +59,13 @@ pub const STAT_TRACKED: u32 = 1;
 /// Pod↔pod packets left to the stack because the FIB lookup did not
 /// succeed (no route, MTU, forwarding off).
 pub const STAT_NO_FIB: u32 = 2;
+/// Packets the program put into VXLAN itself (also counted forwarded).
+pub const STAT_ENCAPSULATED: u32 = 3;
+/// VXLAN packets the program took the outer headers off (also counted
+/// forwarded).
+pub const STAT_DECAPSULATED: u32 = 4;
 /// Slots in the stats map.
-pub const STATS: u32 = 3;
+pub const STATS: u32 = 5;
 
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_FUNC_L3_CSUM_REPLACE: i32 = 10;
@@ -69,9 +80,11 @@ const TC_ACT_SHOT: i32 = 2;
 const ENOENT: i32 = 2;
 
 // struct __sk_buff
+const SKB_LEN: i16 = 0;
 const SKB_INGRESS_IFINDEX: i16 = 36;
 const SKB_DATA: i16 = 76;
 const SKB_DATA_END: i16 = 80;
+const SKB_GSO_SIZE: i16 = 176;
 
 const ETH_HLEN: i32 = 14;
 const ETH_PROTO: i16 = 12;
@@ -98,6 +111,19 @@ const STAT_KEY: i16 = -172;
 const IFACE_KEY: i16 = -176;
 /// The IPv4 TOS byte, or the IPv6 header's first word (flow label).
 const TOS: i16 = -180;
+/// The device the packet counts as received on, for the FIB: its ingress
+/// device, or the tunnel device for a packet decapsulated here.
+const IN_IF: i16 = -184;
+/// The `tunnel` map's key (0).
+const CFG_KEY: i16 = -188;
+/// A VXLAN packet's outer source address.
+const OUTER_SRC: i16 = -196;
+/// A VXLAN packet's inner Ethernet protocol.
+const INNER_PROTO: i16 = -200;
+/// The `vteps` map's key: a MAC and two zero bytes.
+const VTEP_KEY: i16 = -208;
+/// The outer headers being built (56 bytes; 50 used).
+const ENC: i16 = -264;
 
 /// The maps and kernel functions the program refers to.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +135,10 @@ pub struct Refs {
     pub stats_map: i32,
     /// ifindex → 1 for every pod's host veth.
     pub pod_ifaces_map: i32,
+    /// The VXLAN settings (array, one [`vxlan::CONFIG_LEN`]-byte entry).
+    pub tunnel_map: i32,
+    /// Peer VTEP MAC (8-byte keys) → its underlay IPv4.
+    pub vteps_map: i32,
     /// `bpf_skb_ct_lookup` and `bpf_ct_release`: (BTF id, index of their
     /// module's BTF fd in the load's `fd_array`, 0 for vmlinux).
     pub ct_lookup: (u32, i16),
@@ -151,13 +181,17 @@ fn is_pod_iface(a: &mut Asm, refs: &Refs, key: i16) {
 /// The program's instructions.
 pub fn fast_path(refs: &Refs) -> Vec<u64> {
     let mut a = Asm::new();
-    a.mov(R6, R1); // R6 = skb for the whole program
+    a.mov(R6, R1) // R6 = skb for the whole program
+        .load(Size::W, R5, R6, SKB_INGRESS_IFINDEX)
+        .store(Size::W, FP, IN_IF, R5);
     bounds(&mut a, ETH_HLEN, "pass");
     a.load(Size::H, R5, R2, ETH_PROTO)
-        .jmp_imm(Cond::Eq, R5, 0x0008, "v4") // htons(ETH_P_IP)
+        .jmp_imm(Cond::Eq, R5, 0x0008, "outer_v4") // htons(ETH_P_IP)
         .jmp_imm(Cond::Eq, R5, 0xdd86, "v6") // htons(ETH_P_IPV6)
-        .ja("pass");
-    for f in [&V4, &V6] {
+        .ja("pass")
+        .label("outer_v4");
+    vxlan::detect(&mut a, refs);
+    for f in [&V4, &V6, &V4_IN_VXLAN, &V6_IN_VXLAN] {
         a.label(f.tag);
         family::path(&mut a, refs, f);
     }
@@ -181,7 +215,11 @@ pub fn fast_path(refs: &Refs) -> Vec<u64> {
         .jmp_imm(Cond::Eq, R0, 0, "out_of_device")
         .call(BPF_FUNC_REDIRECT_PEER) // into the pod
         .exit()
-        .label("out_of_device")
+        .label("out_of_device");
+    vxlan::encap(&mut a, refs);
+    a.label("into_device")
+        .load(Size::W, R1, FP, IFACE_KEY)
+        .mov_imm(R2, 0)
         .call(BPF_FUNC_REDIRECT)
         .exit();
 
@@ -214,6 +252,8 @@ mod tests {
         cidrs6_map: 6,
         stats_map: 4,
         pod_ifaces_map: 5,
+        tunnel_map: 7,
+        vteps_map: 8,
         ct_lookup: (100, 0),
         ct_release: (101, 1),
     };
@@ -238,7 +278,11 @@ mod tests {
             let loads: Vec<usize> = (0..p.len())
                 .filter(|&i| p[i].0 == 0x18 && p[i].2 == 1 && p[i].4 == map)
                 .collect();
-            assert_eq!(loads.len(), 2, "map {map}: source and destination");
+            assert_eq!(
+                loads.len(),
+                4,
+                "map {map}: source and destination, plain and inside VXLAN"
+            );
             for i in loads {
                 let call = (i..p.len()).find(|&j| p[j].0 == 0x85).unwrap();
                 assert_eq!(p[call].4, BPF_FUNC_MAP_LOOKUP_ELEM);
@@ -258,7 +302,7 @@ mod tests {
     #[test]
     fn assembles_with_every_label_placed() {
         let p = fast_path(&REFS);
-        assert!(p.len() > 150 && p.len() < 600, "{} instructions", p.len());
+        assert!(p.len() > 150 && p.len() < 1200, "{} instructions", p.len());
         // Ends in `exit`.
         assert_eq!(p.last().unwrap().to_ne_bytes()[0], 0x95);
     }
