@@ -135,16 +135,17 @@ impl VxlanPlan {
     }
 
     /// What the eBPF fast path needs to encapsulate and decapsulate for
-    /// the device (`ifindex`) itself: the same addresses, VNI, port and
-    /// FDB.
+    /// the device (`ifindex`) itself: the device's own settings
+    /// ([`VxlanPlan::spec`]) and its FDB.
     pub fn fast_path_tunnel(&self, ifindex: u32) -> ferry_ebpf::VxlanTunnel {
+        let spec = self.spec();
         ferry_ebpf::VxlanTunnel {
             ifindex,
-            uplink: self.uplink,
-            local: self.local,
-            mac: vtep_mac(self.local),
-            vni: VNI,
-            port: ferry_netlink::VXLAN_PORT,
+            uplink: spec.uplink,
+            local: spec.local,
+            mac: spec.mac,
+            vni: spec.vni,
+            port: spec.port,
             peers: self.peers.iter().map(|p| (p.mac(), p.underlay)).collect(),
         }
     }

@@ -88,6 +88,14 @@ fn peer(a: &mut Asm, refs: &Refs) {
         .call(BPF_FUNC_MAP_LOOKUP_ELEM);
 }
 
+/// Goes on to `v4` unless the packet's field at `packet` (R2 = its start)
+/// equals the tunnel entry's at `config` (R8).
+fn same(a: &mut Asm, size: Size, packet: i16, config: i16) {
+    a.load(size, R5, R2, packet)
+        .load(size, R4, R8, config)
+        .jmp_reg(Cond::Ne, R5, R4, "v4");
+}
+
 /// At the start of the IPv4 path: a VXLAN packet from a peer, to this
 /// node, jumps to the inner family's path (`v4x`, `v6x`) with `IN_IF` set
 /// to the tunnel device; anything else goes on to `v4`.
@@ -106,23 +114,13 @@ pub(super) fn detect(a: &mut Asm, refs: &Refs) {
     bounds(a, OUTER_END, "v4");
     // To this node's address and port; the VXLAN header with only the
     // I flag and this VNI; the inner frame to this node's VTEP MAC.
-    a.load(Size::H, R5, R2, 36)
-        .load(Size::H, R4, R8, CFG_PORT)
-        .jmp_reg(Cond::Ne, R5, R4, "v4")
-        .load(Size::W, R5, R2, 30)
-        .load(Size::W, R4, R8, CFG_LOCAL)
-        .jmp_reg(Cond::Ne, R5, R4, "v4")
-        .load(Size::W, R5, R2, 42)
-        .jmp32_imm(Cond::Ne, R5, 0x08, "v4") // bytes 08 00 00 00
-        .load(Size::W, R5, R2, 46)
-        .load(Size::W, R4, R8, CFG_VNI)
-        .jmp_reg(Cond::Ne, R5, R4, "v4")
-        .load(Size::W, R5, R2, 50)
-        .load(Size::W, R4, R8, CFG_MAC)
-        .jmp_reg(Cond::Ne, R5, R4, "v4")
-        .load(Size::H, R5, R2, 54)
-        .load(Size::H, R4, R8, CFG_MAC + 4)
-        .jmp_reg(Cond::Ne, R5, R4, "v4");
+    same(a, Size::H, 36, CFG_PORT);
+    same(a, Size::W, 30, CFG_LOCAL);
+    a.load(Size::W, R5, R2, 42)
+        .jmp32_imm(Cond::Ne, R5, 0x08, "v4"); // bytes 08 00 00 00
+    same(a, Size::W, 46, CFG_VNI);
+    same(a, Size::W, 50, CFG_MAC);
+    same(a, Size::H, 54, CFG_MAC + 4);
     // From the underlay address the FDB gives the inner source MAC: a
     // peer ferryd knows, and no one else.
     a.store_imm(Size::DW, FP, VTEP_KEY, 0)
