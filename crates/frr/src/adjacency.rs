@@ -27,7 +27,9 @@
 //!   network-LSA that is gone, and its restart never sees its adjacencies
 //!   "back", however Full they are; it ends only when the grace period
 //!   does (seen on the real cluster: Full with both neighbors 32 s after
-//!   the start, SPF first run after 111 s).
+//!   the start, SPF first run after 111 s). ospfd now runs the node
+//!   interface as point-to-multipoint (no DR, see `render`); ospf6d,
+//!   broadcast in FRR 8.4, still elects one.
 //!
 //! ferryd reports ready only once both hold. Calico does the same with
 //! BIRD (its readiness fails while BGP's graceful restart is in progress).

@@ -126,6 +126,19 @@ fn ospf(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
     // The timers first: once `ip ospf area` enables the interface, its wait
     // timer runs with whatever dead interval is set by then (40 s default).
     if v4 {
+        // Point-to-multipoint, not broadcast: one adjacency per neighbor and
+        // no Designated Router. On a broadcast network each node's routes
+        // hang on the DR's network-LSA, so any adjacency that drops makes
+        // the DR/BDR election run again: every router re-originates its
+        // router-LSA, and until that settles SPF finds no transit network
+        // to the node (routes to and from it were gone on every node for
+        // 1.1–2.4 s in 5 of 10 rolling upgrades on the real cluster,
+        // 2026-12-07). FRR 8.4.4's helpers also mishandle a restarting
+        // DR's first hello and re-elect. Point-to-multipoint has no
+        // election, no network-LSA and no Wait state at start. (FRR 8.4's
+        // ospf6d has only broadcast and point-to-point: OSPFv3 stays
+        // broadcast.)
+        line(w, " ip ospf network point-to-multipoint");
         // Hellos every 2 s, not sub-second: with MD5 every packet carries
         // a sequence number, `max(now in seconds, last + 1)`, which the
         // neighbors require never to go back. At four hellos a second
@@ -134,10 +147,24 @@ fn ospf(w: &mut String, spec: &FrrSpec, source: &str, v4: bool, v6: bool) {
         // helpers dropped every packet of the restarted node ("bad
         // sequence") until the clock caught up or the grace period
         // ended, when its routes went. Below one packet a second it
-        // stays at the clock. A dead interval of 8 s costs little here:
-        // a node's pod CIDR is reached only through that node.
+        // stays at the clock, but each burst (a database exchange, a
+        // flood) still puts it a few seconds ahead, so a restarted node's
+        // first packets are refused for ~6 s.
+        //
+        // The dead interval is FRR's default, 40 s, not 4 hellos: a helper
+        // keeps the restarting node's inactivity timer running from the
+        // old ospfd's last hello (and restarts it while helping). When it
+        // fired after the restart had ended (the helper had left helping)
+        // but before the new ospfd's first accepted hello, the helper
+        // killed the adjacency and both ends dropped their routes for
+        // ~1.5 s: with 8 s, the old last hello + 8 s fell in that gap in
+        // 2 of 20 upgrades (2026-12-07, `debug ospf nsm`). A restart takes
+        // ~10 s, so 40 s leaves the timer far from it. A node that dies
+        // without a graceful restart keeps its routes on the others for
+        // up to 40 s, which costs nothing here: its pod CIDR is reached
+        // only through it.
         line(w, " ip ospf hello-interval 2");
-        line(w, " ip ospf dead-interval 8");
+        line(w, " ip ospf dead-interval 40");
         line(w, " ip ospf retransmit-interval 1");
         if let Some(key) = &spec.ospf_auth_key {
             line(w, " ip ospf authentication message-digest");

@@ -78,6 +78,12 @@ pub(crate) fn parse(json: &str) -> Result<Vec<LearnedRoute>, String> {
         if !entry.selected || !LEARNED.contains(&entry.protocol.as_str()) {
             continue;
         }
+        // A route without a gateway is one OSPF calls directly attached,
+        // not one learned from another node: on a point-to-multipoint
+        // interface, the node's own address (its /32 stub).
+        if !entry.nexthops.iter().any(|h| h.active && h.ip.is_some()) {
+            continue;
+        }
         let prefix = entry
             .prefix
             .parse()
@@ -113,6 +119,8 @@ mod tests {
           "172.16.97.0/24":[
              {"prefix":"172.16.97.0/24","protocol":"ospf","nexthops":[{"directlyConnected":true,"interfaceName":"eth0","active":true}]},
              {"prefix":"172.16.97.0/24","protocol":"connected","selected":true,"installed":true,"nexthops":[]}],
+          "172.16.97.75/32":[{"prefix":"172.16.97.75/32","protocol":"ospf","selected":true,"installed":true,
+             "nexthops":[{"directlyConnected":true,"interfaceName":"eth0","active":true}]}],
           "10.244.0.0/24":[{"prefix":"10.244.0.0/24","protocol":"static","selected":true,"installed":true,
              "nexthops":[{"blackhole":true,"active":true}]}]
         }"#;

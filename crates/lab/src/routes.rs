@@ -51,11 +51,15 @@ impl Route {
         })
     }
 
-    /// The picture's code for the route, if it is one the lab shows.
+    /// The picture's code for the route, if it is one the lab shows. Not
+    /// the route to the node's own address that ospfd installs on its
+    /// point-to-multipoint interface (the /32 stub every router
+    /// advertises, "directly attached": no gateway).
     pub fn code(&self) -> Option<char> {
         match self.proto.as_str() {
             PROTO_POD => Some('C'),
             PROTO_NODE => Some('K'),
+            "ospf" if self.gateway.is_none() && self.kind == "unicast" => None,
             "ospf" => Some('O'),
             "bgp" => Some('B'),
             _ => None,
@@ -182,10 +186,13 @@ mod tests {
                 {"dst": "10.244.0.0/24", "type": "blackhole", "protocol": "static"},
                 {"dst": "10.244.0.2", "dev": "ferry0123456789", "protocol": 200, "scope": "link"},
                 {"dst": "10.244.1.0/24", "gateway": "172.16.97.76", "dev": "eth0", "protocol": "ospf", "metric": 20},
-                {"dst": "172.16.97.0/24", "dev": "eth0", "protocol": "kernel", "scope": "link"}
+                {"dst": "172.16.97.0/24", "dev": "eth0", "protocol": "kernel", "scope": "link"},
+                {"dst": "172.16.97.75", "dev": "eth0", "protocol": "ospf", "scope": "link", "metric": 20}
             ]),
             false,
         );
+        assert_eq!(t[5].code(), None, "ospfd's route to the node's own address");
+        assert!(!t[5].learnt());
         assert_eq!(t[0].dst, "0.0.0.0/0");
         assert_eq!(t[2].label(), "C 10.244.0.2 dev ferry0123456789");
         assert_eq!(t[3].label(), "O 10.244.1.0/24 via 172.16.97.76");

@@ -153,7 +153,10 @@ impl LabNode {
         (addr, at)
     }
 
-    /// Kernel routes of one protocol (`ospf`, `bgp`): prefix -> gateway.
+    /// Kernel routes of one protocol (`ospf`, `bgp`): prefix -> gateway,
+    /// without the route to the node's own address that ospfd installs on
+    /// a point-to-multipoint interface (its own /32 stub, "directly
+    /// attached"; the kernel's local table answers for that address first).
     pub fn routes(&self, proto: &str, v6: bool) -> BTreeMap<String, String> {
         let fam = if v6 { "-6" } else { "-4" };
         // `ip -n` (not `ip netns exec`): cheap enough to poll every few ms.
@@ -181,7 +184,7 @@ impl LabNode {
                 } else {
                     format!("{prefix}/32")
                 };
-                Some((prefix, via))
+                (prefix != format!("{}/32", self.ip)).then_some((prefix, via))
             })
             .collect()
     }
