@@ -40,12 +40,14 @@ pub const HOST_DIRS: [(&str, &str); 2] = [
 ];
 /// ospf: the FRR container's preStop hook, `sh -c` [`ferry_frr::ospf_pre_stop`]:
 /// the restart announced in grace-LSAs and recorded in `ospfd-gr.json`,
-/// then a wait (at most 3 s) until every neighbor acknowledged them.
+/// a wait (at most 3 s) until every neighbor acknowledged them, and the
+/// MD5 sequence number ospfd reached left in the run directory for the
+/// new FRR to wait out ([`start_command`]).
 pub fn ospf_pre_stop() -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
-        ferry_frr::ospf_pre_stop("vtysh"),
+        ferry_frr::ospf_pre_stop("vtysh", RUN_DIR),
     ]
 }
 /// FRR's image's start-up script.
@@ -192,10 +194,17 @@ pub fn volumes(routing: Routing) -> Vec<Volume> {
 /// node: first made FRR's (the daemons write there as user `frr`; kubelet
 /// makes a new hostPath root's), and the old FRR's pid files removed,
 /// since FRR's start-up script stops whatever process a pid file names,
-/// and in the new container that number may be another process.
+/// and in the new container that number may be another process. Then it
+/// waits until the clock has passed the MD5 sequence number the old ospfd
+/// reached ([`ferry_frr::ospf_start_wait`]; at most 60 s, and only after
+/// an ospf preStop hook left one): before that the other nodes refuse the
+/// new ospfd's packets.
 pub fn start_command(routing: Routing) -> Vec<String> {
     let mut argv = vec!["/sbin/tini", "--"];
-    let clean = format!("chown frr:frr {RUN_DIR}; rm -f {RUN_DIR}/*.pid; exec {DOCKER_START}");
+    let clean = format!(
+        "chown frr:frr {RUN_DIR}; rm -f {RUN_DIR}/*.pid; {}; exec {DOCKER_START}",
+        ferry_frr::ospf_start_wait(RUN_DIR)
+    );
     if routing == Routing::Ospf {
         argv.extend(["/bin/sh", "-c", &clean]);
     } else {
@@ -305,7 +314,8 @@ mod tests {
         // FRR's own start-up runs.
         let ospf = start_command(Routing::Ospf).join(" ");
         assert!(
-            ospf.starts_with("/sbin/tini -- /bin/sh -c chown frr:frr /var/run/frr; rm -f /var/run/frr/*.pid; exec /usr/lib/frr/docker-start"),
+            ospf.starts_with("/sbin/tini -- /bin/sh -c chown frr:frr /var/run/frr; rm -f /var/run/frr/*.pid; if [ -f /var/run/frr/ospfd-seq-floor ]")
+                && ospf.ends_with("; exec /usr/lib/frr/docker-start"),
             "{ospf}"
         );
         assert_eq!(

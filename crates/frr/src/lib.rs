@@ -79,7 +79,10 @@ pub use apply::{redact_secrets, Applied, Frr, FRR_RELOAD};
 pub use audit::{
     advertised_v4, advertised_v6, missing, toggle_commands, zebra_prefixes, ExternalAudit,
 };
-pub use prestop::{ospf_pre_stop, OSPF_ACK_WAIT_DECISECONDS};
+pub use prestop::{
+    ospf_pre_stop, ospf_start_wait, OSPF_ACK_WAIT_DECISECONDS, OSPF_HELLO_WAIT_DECISECONDS,
+    OSPF_SEQ_FLOOR_FILE, OSPF_START_WAIT_DECISECONDS,
+};
 pub use render::{
     render, OSPF_GRACE_PERIOD, PEER_GROUP, PREFIX_LIST_V4, PREFIX_LIST_V6, ROUTE_MAP_V4,
     ROUTE_MAP_V6,

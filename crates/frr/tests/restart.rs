@@ -9,10 +9,13 @@ use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{wait_until, Lab};
-use ferry_frr::{ospf_neighbors, ospf_pre_stop, FrrSpec, Mode};
+use ferry_frr::{
+    ospf_neighbors, ospf_pre_stop, ospf_start_wait, toggle_commands, FrrSpec, Mode,
+    OSPF_SEQ_FLOOR_FILE,
+};
 
 const DAEMONS: &[&str] = &["zebra", "staticd", "bgpd"];
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -39,7 +42,11 @@ fn converged(lab: &Lab, proto: &str) -> bool {
 }
 
 fn start_ping(from: &str, to: &str) -> Child {
-    let count = (PING_FOR.as_millis() / 50).to_string();
+    start_ping_for(from, to, PING_FOR)
+}
+
+fn start_ping_for(from: &str, to: &str, how_long: Duration) -> Child {
+    let count = (how_long.as_millis() / 50).to_string();
     Command::new("ip")
         .args(["netns", "exec", from, "ping", "-n", "-q", "-i", "0.05"])
         .args(["-W", "1", "-c", &count, to])
@@ -166,22 +173,70 @@ fn ospf_restart(tag: &str) {
         );
     }
     let r = 1;
+    // Put n1's MD5 sequence number well ahead of the clock, as the floods
+    // of a rolling upgrade do (4-11 s there): withdraw and re-advertise
+    // its pod CIDR a few times at once, each a flush and a new LSA.
+    let toggle = toggle_commands(&specs[r], false);
+    let toggle: Vec<&str> = toggle.iter().map(String::as_str).collect();
+    for _ in 0..BURSTS {
+        lab.frr[r].frr.vtysh_config(&toggle).expect("toggle");
+    }
+    assert!(
+        wait_until(CONVERGE, || converged(&lab, "ospf")).is_some(),
+        "no convergence after the bursts"
+    );
     let peers: Vec<usize> = (0..3).filter(|&i| i != r).collect();
     let dst = lab.nodes[r].pods[0].1.to_string();
     let pings: Vec<Child> = peers
         .iter()
-        .map(|&i| start_ping(&lab.nodes[i].pods[0].0 .0, &dst))
+        .map(|&i| start_ping_for(&lab.nodes[i].pods[0].0 .0, &dst, OSPF_PING_FOR))
         .collect();
     thread::sleep(Duration::from_secs(2));
     // preStop (the manifest's script), then the container's end.
     let hook = Command::new("sh")
-        .args(["-c", &ospf_pre_stop(&lab.frr[r].frr.vtysh_command())])
+        .args([
+            "-c",
+            &ospf_pre_stop(
+                &lab.frr[r].frr.vtysh_command(),
+                &lab.frr[r].frr.run_dir.display().to_string(),
+            ),
+        ])
         .status()
         .expect("run the preStop script");
     assert!(hook.success());
     let kept = std::fs::read_to_string(lab.frr[r].frr.conf_file()).expect("frr.conf");
+    // With MD5 the hook left the sequence number ospfd reached.
+    let floor_file = lab.frr[r].frr.run_dir.join(OSPF_SEQ_FLOOR_FILE);
+    let floor: u64 = std::fs::read_to_string(&floor_file)
+        .expect("the preStop hook's sequence floor")
+        .trim()
+        .parse()
+        .expect("a number");
     lab.frr[r].kill();
     thread::sleep(Duration::from_secs(2));
+    // What the manifest's FRR container runs before FRR starts.
+    let run_dir = lab.frr[r].frr.run_dir.display().to_string();
+    let waited = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", &ospf_start_wait(&run_dir)])
+        .status()
+        .expect("run the start wait");
+    assert!(status.success());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now > floor, "started at {now}, floor {floor}");
+    // The bursts did put it ahead: the wait mattered.
+    assert!(
+        waited.elapsed() >= Duration::from_secs(2),
+        "floor {floor}: no lead to wait out"
+    );
+    assert!(!floor_file.exists());
+    println!(
+        "n{r}: MD5 sequence floor {floor}, start waited {:?} for it",
+        waited.elapsed()
+    );
     lab.frr[r].restart(OSPF_DAEMONS, &kept);
     let applied = lab.apply(r, &specs[r]);
     assert!(
@@ -227,24 +282,17 @@ fn ospf_restart(tag: &str) {
                 .join("\n")
         );
     }
-    // The helpers may refuse the restarted node's first packets (its MD5
-    // sequence number starts again from the clock, which the last one
-    // sent may be a little ahead of), but only a few: with sub-second
-    // hellos they refused 71-77 each, about 20 s of its hellos, and the
-    // longer the uptime the more, past the grace period (2026-12-06).
+    // The helpers refuse none of the restarted node's packets: its first
+    // MD5 sequence number is past the last they took from the old ospfd
+    // (the start wait above). Without that wait they refused up to 10 s
+    // of them, whose ends were the causes of lost pings in rolling
+    // upgrades (2026-12-07); with sub-second hellos, 71-77 each.
     for &i in &peers {
         let refused = lab.frr[i].logs().matches("bad sequence").count();
         println!("n{i} refused {refused} packets of n{r} as \"bad sequence\"");
-        assert!(
-            refused <= MAX_REFUSED,
-            "n{i} refused {refused} of n{r}'s packets"
-        );
+        assert_eq!(refused, 0, "n{i} refused {refused} of n{r}'s packets");
     }
 }
-
-/// Packets a helper may refuse: the few sent within the last seconds
-/// before the restart, beyond one a second.
-const MAX_REFUSED: usize = 10;
 
 /// `ospfd-gr.json` is shared by every ospfd on the host: one OSPF
 /// restart at a time.
@@ -252,6 +300,13 @@ static OSPF_GR: Mutex<()> = Mutex::new(());
 
 /// How long the nodes run before one restarts.
 const UPTIME: u64 = 20;
+
+/// Withdraw/re-advertise rounds that put the MD5 sequence number ahead.
+const BURSTS: usize = 3;
+
+/// OSPF pings: through the hook, the wait for the sequence number, the
+/// new FRR's start and the restart's end.
+const OSPF_PING_FOR: Duration = Duration::from_secs(50);
 
 #[test]
 fn ospf_graceful_restart_loses_no_ping() {

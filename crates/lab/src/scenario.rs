@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::agent;
 use crate::check;
 use crate::error::{LabError, Result};
+use crate::frr;
 use crate::lab::{Lab, STEP_LIMIT};
 use crate::routes;
 use crate::sh;
@@ -376,7 +377,11 @@ fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
     if lab.state.routing == Routing::Ospf {
         // What the manifest's preStop hook runs.
         let vtysh = format!("vtysh -N {}", node.netns);
-        sh::run(std::process::Command::new("sh").args(["-c", &ferry_frr::ospf_pre_stop(&vtysh)]))?;
+        let run_dir = frr::run_dir(&node.netns).display().to_string();
+        sh::run(
+            std::process::Command::new("sh")
+                .args(["-c", &ferry_frr::ospf_pre_stop(&vtysh, &run_dir)]),
+        )?;
     }
     let t = Instant::now();
     let stopped = lab.kill_frr(&node.name)?;
@@ -402,6 +407,20 @@ fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
         mesh.len(),
         ms(t.elapsed())
     );
+    let mut seq_wait = String::new();
+    if lab.state.routing == Routing::Ospf {
+        // What the manifest's FRR container runs before FRR: the clock
+        // past the MD5 sequence number the old ospfd reached.
+        let t = Instant::now();
+        let run_dir = frr::run_dir(&node.netns).display().to_string();
+        sh::run(
+            std::process::Command::new("sh").args(["-c", &ferry_frr::ospf_start_wait(&run_dir)]),
+        )?;
+        seq_wait = format!(
+            " (after waiting {} more for the old ospfd's MD5 sequence number)",
+            ms(t.elapsed())
+        );
+    }
     let t = Instant::now();
     lab.start_frr(&node.name)?;
     lab.wait_converged(STEP_LIMIT)?;
@@ -414,7 +433,7 @@ fn frr_restart(lab: &mut Lab) -> Result<Outcome> {
     )?;
     Ok(Outcome {
         lines: vec![format!(
-            "FRR on {} killed ({stopped} daemons): {while_down}; restarted from ferryd's frr.conf, every pod reached again {} later",
+            "FRR on {} killed ({stopped} daemons): {while_down}; restarted from ferryd's frr.conf{seq_wait}, every pod reached again {} later",
             node.name,
             ms(total)
         )],
