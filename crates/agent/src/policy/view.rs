@@ -126,12 +126,23 @@ impl View {
     /// plugin's announcements standing in for the addresses the API does
     /// not show yet, and the announcements it covers (to answer once
     /// applied).
+    ///
+    /// An announced pod whose Pod object is not known yet is covered only
+    /// when no NetworkPolicy exists at all: any policy might select it by
+    /// labels ferryd has not seen, so its ADD waits for the watch; with
+    /// none, no rule depends on any pod and the ruleset covers it as it is
+    /// (a pod made outside Kubernetes, or while the watch lags, then
+    /// starts at once instead of after the plugin's wait).
     pub fn cluster_on(&self, node: &str) -> (Cluster, Vec<String>) {
+        let no_policy = self.policies.items.is_empty();
         let mut pods = self.pods.items.clone();
         let mut covered = Vec::new();
         for (stem, a) in &self.announced {
             let Some(p) = pods.get_mut(&(a.namespace.clone(), a.name.clone())) else {
-                continue; // its Pod is not known yet: no answer
+                if no_policy {
+                    covered.push(stem.clone());
+                }
+                continue;
             };
             if p.ips.is_empty() {
                 p.ips = a.ips.clone();

@@ -73,3 +73,34 @@ fn bad_policies_fail_closed() {
     assert_eq!(k, ("team".to_string(), "p".to_string()));
     assert!(e.unwrap().enforceable());
 }
+
+#[test]
+fn an_unknown_pod_is_answered_only_while_no_policy_exists() {
+    let mut v = View::default();
+    for (stem, name) in [("c1_eth0", "known"), ("c2_eth0", "unknown")] {
+        let a = Announced {
+            namespace: "default".into(),
+            name: name.into(),
+            ips: vec!["10.0.0.7".parse().unwrap()],
+        };
+        v.announced.insert(stem.into(), a);
+    }
+    let known = pod("known", "10.0.0.1", "Running");
+    v.pods.apply(Event::Init, slim_pod);
+    v.pods.apply(Event::InitApply(known), slim_pod);
+    v.pods.apply(Event::InitDone, slim_pod);
+    // No NetworkPolicy: the ruleset depends on no pod, both are covered.
+    let (_, covered) = v.cluster_on("n1");
+    assert_eq!(covered, ["c1_eth0", "c2_eth0"]);
+    // One policy anywhere: the unknown pod waits for its Pod object.
+    let np: net::NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "other"}, "spec": {"podSelector": {}}
+    }))
+    .unwrap();
+    v.policies.apply(Event::Init, slim_policy);
+    v.policies.apply(Event::InitApply(np), slim_policy);
+    v.policies.apply(Event::InitDone, slim_policy);
+    let (cluster, covered) = v.cluster_on("n1");
+    assert_eq!(covered, ["c1_eth0"]);
+    assert_eq!(cluster.pods.len(), 1, "an unknown pod is not invented");
+}
