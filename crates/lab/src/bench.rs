@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::congestion::Congestion;
 use crate::error::{LabError, Result};
 use crate::lab::{DownGuard, Lab, UpOptions, STEP_LIMIT};
 use crate::sh;
@@ -243,11 +244,13 @@ pub(crate) fn fast_path_on_then_off<F>(
 }
 
 /// A fresh lab with `prefix` (an earlier one with it removed first), quiet,
-/// removed when the guard drops.
+/// its namespaces under congestion control `cc`, removed when the guard
+/// drops.
 pub(crate) fn fresh_lab(
     bin_dir: &Path,
     prefix: &str,
     opts: &UpOptions,
+    cc: &Congestion,
 ) -> Result<(DownGuard, Lab)> {
     let mut cfg = LabConfig::new(prefix);
     cfg.bin_dir = bin_dir.to_path_buf();
@@ -255,6 +258,7 @@ pub(crate) fn fresh_lab(
     let guard = DownGuard(cfg.clone());
     crate::down::down(&cfg)?;
     let lab = Lab::up(cfg, opts)?;
+    cc.apply(&lab)?;
     Ok((guard, lab))
 }
 
@@ -264,6 +268,7 @@ fn bench_lab(
     advertise: Advertise,
     fast_path: bool,
     dual_stack: bool,
+    cc: &Congestion,
 ) -> Result<(DownGuard, Lab)> {
     let opts = UpOptions {
         routing,
@@ -274,7 +279,7 @@ fn bench_lab(
         fast_path,
         ..UpOptions::default()
     };
-    fresh_lab(bin_dir, "flb-", &opts)
+    fresh_lab(bin_dir, "flb-", &opts, cc)
 }
 
 fn report_throughput(t: &Throughput, how: &str, seconds: u32, report: &mut dyn FnMut(&str)) {
@@ -291,6 +296,7 @@ fn report_throughput(t: &Throughput, how: &str, seconds: u32, report: &mut dyn F
 pub fn run(
     bin_dir: &Path,
     opts: &BenchOptions,
+    cc: &Congestion,
     report: &mut dyn FnMut(&str),
 ) -> Result<(Option<Throughputs>, Vec<ModeFigures>)> {
     // Throughput in the first mode's lab, once with the fast path and once
@@ -301,7 +307,7 @@ pub fn run(
         None => None,
         Some(&(routing, advertise)) => {
             let mut measure = |fast: bool| -> Result<(Throughput, Throughput)> {
-                let (_guard, lab) = bench_lab(bin_dir, routing, advertise, fast, true)?;
+                let (_guard, lab) = bench_lab(bin_dir, routing, advertise, fast, true, cc)?;
                 let how = if fast {
                     "with the eBPF fast path"
                 } else {
@@ -325,7 +331,7 @@ pub fn run(
     };
     let mut figures = Vec::new();
     for (routing, advertise) in &opts.modes {
-        let (_guard, mut lab) = bench_lab(bin_dir, *routing, *advertise, true, false)?;
+        let (_guard, mut lab) = bench_lab(bin_dir, *routing, *advertise, true, false, cc)?;
         let converged = Duration::from_secs_f64(lab.state.converged_s.unwrap_or_default());
         let (new_pod, add) = new_pod_times(&mut lab, opts.new_pods)?;
         let f = ModeFigures {

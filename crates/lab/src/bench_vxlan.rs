@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use crate::bench::{fresh_lab, iperf, median};
+use crate::congestion::Congestion;
 use crate::error::{LabError, Result};
 use crate::lab::{DownGuard, Lab, UpOptions};
 use crate::state::Pod;
@@ -67,7 +68,7 @@ impl TunnelFigures {
     }
 }
 
-fn lab(bin_dir: &Path, fast_path: bool) -> Result<(DownGuard, Lab)> {
+fn lab(bin_dir: &Path, fast_path: bool, cc: &Congestion) -> Result<(DownGuard, Lab)> {
     let opts = UpOptions {
         routing: Routing::Direct,
         nodes: 3,
@@ -77,7 +78,7 @@ fn lab(bin_dir: &Path, fast_path: bool) -> Result<(DownGuard, Lab)> {
         encapsulation: Some("cross-subnet".into()),
         ..UpOptions::default()
     };
-    fresh_lab(bin_dir, PREFIX, &opts)
+    fresh_lab(bin_dir, PREFIX, &opts, cc)
 }
 
 fn pod_on(lab: &Lab, node: &str) -> Result<Pod> {
@@ -130,10 +131,11 @@ pub fn run(
     bin_dir: &Path,
     seconds: u32,
     pairs: usize,
+    cc: &Congestion,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<TunnelFigures>> {
     crate::bench::fast_path_on_then_off(
-        |fast| lab(bin_dir, fast),
+        |fast| lab(bin_dir, fast, cc),
         |lab| measure(lab, seconds, pairs),
         |f| f.line(seconds),
         report,

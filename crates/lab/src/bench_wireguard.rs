@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::bench::fresh_lab;
+use crate::congestion::Congestion;
 use crate::error::Result;
 use crate::lab::{DownGuard, Lab, UpOptions};
 use crate::topo::Routing;
@@ -47,7 +48,7 @@ impl WireGuardFigures {
     }
 }
 
-fn lab(bin_dir: &Path, fast_path: bool) -> Result<(DownGuard, Lab)> {
+fn lab(bin_dir: &Path, fast_path: bool, cc: &Congestion) -> Result<(DownGuard, Lab)> {
     let opts = UpOptions {
         routing: Routing::Direct,
         nodes: 3,
@@ -57,7 +58,7 @@ fn lab(bin_dir: &Path, fast_path: bool) -> Result<(DownGuard, Lab)> {
         encryption: Some("wireguard".into()),
         ..UpOptions::default()
     };
-    fresh_lab(bin_dir, PREFIX, &opts)
+    fresh_lab(bin_dir, PREFIX, &opts, cc)
 }
 
 /// `pairs` back-to-back pod and node runs to k8s-worker-2 (the same pairs
@@ -78,10 +79,11 @@ pub fn run(
     bin_dir: &Path,
     seconds: u32,
     pairs: usize,
+    cc: &Congestion,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<WireGuardFigures>> {
     crate::bench::fast_path_on_then_off(
-        |fast| lab(bin_dir, fast),
+        |fast| lab(bin_dir, fast, cc),
         |lab| measure(lab, seconds, pairs),
         |f| f.line(seconds),
         report,

@@ -16,7 +16,8 @@
 //!   witnessed by the internet host ([`check`]).
 //! - [`scenario`]: node-join, node-leave, pod-churn, agent-restart,
 //!   frr-restart, api-outage.
-//! - [`bench`]: throughput ratio, convergence, new-pod reachability.
+//! - [`bench`]: throughput ratio, convergence, new-pod reachability
+//!   (under the congestion control [`congestion`] names).
 //! - [`down::down`]: removes everything, found by prefix too (after a
 //!   crash), idempotent; [`down::leftovers`] is CI's check.
 //!
@@ -32,6 +33,7 @@ pub mod bench;
 pub mod bench_vxlan;
 pub mod bench_wireguard;
 pub mod check;
+pub mod congestion;
 pub mod down;
 pub mod error;
 pub mod frr;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use ferry_lab::congestion::Congestion;
 use ferry_lab::{
     bench, check, down, scenario, Advertise, Lab, LabConfig, LabError, Routing, Scenario, UpOptions,
 };
@@ -151,6 +152,10 @@ enum Cmd {
         /// Only these modes: direct, ospf, ospf/pods, bgp, bgp/pods.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
+        /// TCP congestion control in every node and pod namespace (the
+        /// kernel's default when not given; see `congestion.rs`).
+        #[arg(long)]
+        congestion: Option<String>,
     },
     /// Pod→pod TCP throughput over node→node on the same links, same
     /// subnet (plain route) and other subnet (VXLAN), fast path on and off
@@ -162,6 +167,10 @@ enum Cmd {
         /// Back-to-back same-subnet/other-subnet run pairs.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
+        /// TCP congestion control in every node and pod namespace (the
+        /// kernel's default when not given; see `congestion.rs`).
+        #[arg(long)]
+        congestion: Option<String>,
     },
     /// Pod→pod TCP throughput through WireGuard (`--encryption
     /// wireguard`, the userspace ferry-wg) against node→node on the same
@@ -173,6 +182,10 @@ enum Cmd {
         /// Back-to-back node/pod run pairs.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
+        /// TCP congestion control in every node and pod namespace (the
+        /// kernel's default when not given; see `congestion.rs`).
+        #[arg(long)]
+        congestion: Option<String>,
     },
     /// Remove everything the lab made (also after a crash).
     Down,
@@ -190,6 +203,14 @@ fn config(cli: &Cli) -> LabConfig {
     }
     cfg.quiet = cli.quiet;
     cfg
+}
+
+/// The benches' congestion control: `name`, or the kernel's default.
+fn bench_congestion(name: Option<&str>) -> Result<Congestion> {
+    Ok(match name {
+        Some(n) => Congestion::select(n)?,
+        None => Congestion::kernel_default()?,
+    })
 }
 
 fn parse_mode(s: &str) -> Result<(Routing, Advertise)> {
@@ -336,7 +357,9 @@ fn run(cli: Cli) -> Result<()> {
             pairs,
             new_pods,
             modes,
+            congestion,
         } => {
+            let cc = bench_congestion(congestion.as_deref())?;
             let mut opts = bench::BenchOptions {
                 seconds,
                 pairs,
@@ -346,16 +369,31 @@ fn run(cli: Cli) -> Result<()> {
             if !modes.is_empty() {
                 opts.modes = modes.iter().map(|m| parse_mode(m)).collect::<Result<_>>()?;
             }
-            println!("ferry-lab bench: 3 nodes, 1 pod each, per mode a fresh lab");
-            bench::run(&cfg.bin_dir, &opts, &mut |l| println!("{l}"))?;
+            println!(
+                "ferry-lab bench: 3 nodes, 1 pod each, per mode a fresh lab; {}",
+                cc.describe()
+            );
+            bench::run(&cfg.bin_dir, &opts, &cc, &mut |l| println!("{l}"))?;
         }
-        Cmd::BenchVxlan { seconds, pairs } => {
-            println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
-            ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &mut |l| println!("{l}"))?;
+        Cmd::BenchVxlan {
+            seconds,
+            pairs,
+            congestion,
+        } => {
+            let cc = bench_congestion(congestion.as_deref())?;
+            println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting; {}", cc.describe());
+            ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &cc, &mut |l| {
+                println!("{l}")
+            })?;
         }
-        Cmd::BenchWireguard { seconds, pairs } => {
-            println!("ferry-lab bench-wireguard: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting");
-            ferry_lab::bench_wireguard::run(&cfg.bin_dir, seconds, pairs, &mut |l| {
+        Cmd::BenchWireguard {
+            seconds,
+            pairs,
+            congestion,
+        } => {
+            let cc = bench_congestion(congestion.as_deref())?;
+            println!("ferry-lab bench-wireguard: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting; {}", cc.describe());
+            ferry_lab::bench_wireguard::run(&cfg.bin_dir, seconds, pairs, &cc, &mut |l| {
                 println!("{l}")
             })?;
         }
