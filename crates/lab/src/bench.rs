@@ -101,12 +101,64 @@ fn spawn_in(netns: &str, program: &str, args: &[&str]) -> Result<Child> {
         })
 }
 
+/// What an iperf3 client sends: `seconds` of writes of `write_size`
+/// bytes each (iperf3's `-l`, such as `64K`; its default, 128 KiB, when
+/// `None`). The write size matters here: TCP cuts each write into
+/// packets of whole segments and holds back a last partial one, so
+/// which sizes line up with the MSS (1448 on the nodes, 1398 in pods
+/// under VXLAN) changes how many small packets each side sends.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub seconds: u32,
+    pub write_size: Option<String>,
+}
+
+impl Load {
+    /// iperf3's default writes.
+    pub fn seconds(seconds: u32) -> Self {
+        Load {
+            seconds,
+            write_size: None,
+        }
+    }
+
+    /// `seconds` of writes of `size`: digits, then `K` or `M` (KiB, MiB)
+    /// or nothing (bytes); anything else is refused.
+    pub fn with_write_size(seconds: u32, size: &str) -> Result<Self> {
+        let digits = size.trim_end_matches(['K', 'M']);
+        let ok = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && size.len() - digits.len() <= 1
+            && digits.parse::<u32>().is_ok_and(|n| n > 0);
+        if !ok {
+            return Err(LabError::Invalid(format!(
+                "write size {size:?}: digits then K or M, such as 64K"
+            )));
+        }
+        Ok(Load {
+            seconds,
+            write_size: Some(size.to_string()),
+        })
+    }
+
+    /// "3 s runs" or "3 s runs of 64K writes".
+    pub fn describe(&self) -> String {
+        match &self.write_size {
+            None => format!("{} s runs", self.seconds),
+            Some(w) => format!("{} s runs of {w} writes", self.seconds),
+        }
+    }
+}
+
 /// One iperf3 run: server in `server_ns` on `ip`, client in `client_ns`;
 /// received bits per second.
-pub fn iperf(server_ns: &str, client_ns: &str, ip: &str, seconds: u32) -> Result<f64> {
+pub fn iperf(server_ns: &str, client_ns: &str, ip: &str, load: &Load) -> Result<f64> {
     let mut server = spawn_in(server_ns, "iperf3", &["-s", "-B", ip, "-p", "5201"])?;
-    let secs = seconds.to_string();
-    let args = ["-c", ip, "-p", "5201", "-t", &secs, "-O", "1", "-J"];
+    let secs = load.seconds.to_string();
+    let mut args = vec!["-c", ip, "-p", "5201", "-t", &secs, "-O", "1", "-J"];
+    if let Some(w) = &load.write_size {
+        args.extend(["-l", w.as_str()]);
+    }
     let mut result = Err(LabError::Invalid("iperf3 never ran".into()));
     // The server may need a moment to listen: the client then fails at
     // once ("unable to connect"), and is run again.
@@ -165,8 +217,9 @@ pub fn throughput(lab: &Lab, seconds: u32, pairs: usize, v6: bool) -> Result<Thr
     } else {
         nodes[1].ip.clone()
     };
-    let pod = || iperf(&b.netns, &a.netns, &b_ip, seconds);
-    let host = || iperf(&nodes[1].netns, &nodes[0].netns, &host_ip, seconds);
+    let load = Load::seconds(seconds);
+    let pod = || iperf(&b.netns, &a.netns, &b_ip, &load);
+    let host = || iperf(&nodes[1].netns, &nodes[0].netns, &host_ip, &load);
     let (mut pods, mut hosts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pairs.max(1) {
         let (p, h) = if i % 2 == 0 {
@@ -364,4 +417,27 @@ pub fn format_mode(f: &ModeFigures) -> String {
         median(add),
         ms.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_sizes_are_digits_and_one_unit() {
+        for ok in ["64K", "1M", "131072", "16K"] {
+            let l = Load::with_write_size(3, ok).unwrap();
+            assert_eq!(l.describe(), format!("3 s runs of {ok} writes"));
+        }
+        for bad in ["", "K", "64KK", "-1K", "0", "64G", "1.5M", "64k "] {
+            assert!(Load::with_write_size(3, bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Load::seconds(3).describe(), "3 s runs");
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![]), 0.0);
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::bench::{fresh_lab, iperf, median};
+use crate::bench::{fresh_lab, iperf, median, Load};
 use crate::congestion::Congestion;
 use crate::error::{LabError, Result};
 use crate::lab::{DownGuard, Lab, UpOptions};
@@ -44,7 +44,7 @@ pub struct TunnelFigures {
 }
 
 impl TunnelFigures {
-    pub fn line(&self, seconds: u32) -> String {
+    pub fn line(&self, load: &Load) -> String {
         let path = |what: &str, f: &PathFigures| {
             format!(
                 "{what}: pod {:.2} / node {:.2} Gbit/s, ratio {:.3}",
@@ -54,7 +54,7 @@ impl TunnelFigures {
             )
         };
         format!(
-            "{}: {}; {} (medians of {} back-to-back pairs of {} s runs)",
+            "{}: {}; {} (medians of {} back-to-back pairs of {})",
             if self.fast_path {
                 "with the eBPF fast path"
             } else {
@@ -63,7 +63,7 @@ impl TunnelFigures {
             path("same subnet (direct)", &self.direct),
             path("other subnet (VXLAN)", &self.vxlan),
             self.pairs,
-            seconds
+            load.describe()
         )
     }
 }
@@ -91,11 +91,11 @@ fn pod_on(lab: &Lab, node: &str) -> Result<Pod> {
 
 /// `pairs` back-to-back pod and node runs between k8s-master and `to`
 /// (which goes first alternates).
-pub(crate) fn path(lab: &Lab, to: &str, seconds: u32, pairs: usize) -> Result<PathFigures> {
+pub(crate) fn path(lab: &Lab, to: &str, load: &Load, pairs: usize) -> Result<PathFigures> {
     let (from_pod, to_pod) = (pod_on(lab, "k8s-master")?, pod_on(lab, to)?);
     let (from_node, to_node) = (lab.node("k8s-master")?, lab.node(to)?);
-    let pod = || iperf(&to_pod.netns, &from_pod.netns, &to_pod.ips[0], seconds);
-    let node = || iperf(&to_node.netns, &from_node.netns, &to_node.ip, seconds);
+    let pod = || iperf(&to_pod.netns, &from_pod.netns, &to_pod.ips[0], load);
+    let node = || iperf(&to_node.netns, &from_node.netns, &to_node.ip, load);
     let (mut nodes, mut pods, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pairs.max(1) {
         let (n, p) = if i % 2 == 0 {
@@ -117,11 +117,11 @@ pub(crate) fn path(lab: &Lab, to: &str, seconds: u32, pairs: usize) -> Result<Pa
 }
 
 /// Both paths of one lab.
-pub fn measure(lab: &Lab, seconds: u32, pairs: usize) -> Result<TunnelFigures> {
+pub fn measure(lab: &Lab, load: &Load, pairs: usize) -> Result<TunnelFigures> {
     Ok(TunnelFigures {
         fast_path: lab.state.fast_path,
-        direct: path(lab, "k8s-worker-2", seconds, pairs)?,
-        vxlan: path(lab, "k8s-worker-1", seconds, pairs)?,
+        direct: path(lab, "k8s-worker-2", load, pairs)?,
+        vxlan: path(lab, "k8s-worker-1", load, pairs)?,
         pairs: pairs.max(1),
     })
 }
@@ -129,15 +129,15 @@ pub fn measure(lab: &Lab, seconds: u32, pairs: usize) -> Result<TunnelFigures> {
 /// Both labs, fast path first; `report` gets each line as it comes.
 pub fn run(
     bin_dir: &Path,
-    seconds: u32,
+    load: &Load,
     pairs: usize,
     cc: &Congestion,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<TunnelFigures>> {
     crate::bench::fast_path_on_then_off(
         |fast| lab(bin_dir, fast, cc),
-        |lab| measure(lab, seconds, pairs),
-        |f| f.line(seconds),
+        |lab| measure(lab, load, pairs),
+        |f| f.line(load),
         report,
     )
 }

@@ -64,7 +64,8 @@ fn lab(bin_dir: &Path, fast_path: bool, cc: &Congestion) -> Result<(DownGuard, L
 /// `pairs` back-to-back pod and node runs to k8s-worker-2 (the same pairs
 /// as [`crate::bench_vxlan`]'s).
 pub fn measure(lab: &Lab, seconds: u32, pairs: usize) -> Result<WireGuardFigures> {
-    let f = crate::bench_vxlan::path(lab, "k8s-worker-2", seconds, pairs)?;
+    let load = crate::bench::Load::seconds(seconds);
+    let f = crate::bench_vxlan::path(lab, "k8s-worker-2", &load, pairs)?;
     Ok(WireGuardFigures {
         fast_path: lab.state.fast_path,
         node_bps: f.node_bps,

@@ -167,6 +167,10 @@ enum Cmd {
         /// Back-to-back same-subnet/other-subnet run pairs.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
+        /// iperf3's write size (`-l`, such as 64K or 1M; its default 128K
+        /// when not given).
+        #[arg(long)]
+        write_size: Option<String>,
         /// TCP congestion control in every node and pod namespace (the
         /// kernel's default when not given; see `congestion.rs`).
         #[arg(long)]
@@ -378,13 +382,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::BenchVxlan {
             seconds,
             pairs,
+            write_size,
             congestion,
         } => {
+            let load = match write_size {
+                Some(w) => bench::Load::with_write_size(seconds, &w)?,
+                None => bench::Load::seconds(seconds),
+            };
             let cc = bench_congestion(congestion.as_deref())?;
             println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting; {}", cc.describe());
-            ferry_lab::bench_vxlan::run(&cfg.bin_dir, seconds, pairs, &cc, &mut |l| {
-                println!("{l}")
-            })?;
+            ferry_lab::bench_vxlan::run(&cfg.bin_dir, &load, pairs, &cc, &mut |l| println!("{l}"))?;
         }
         Cmd::BenchWireguard {
             seconds,
