@@ -15,8 +15,10 @@
 //! otherwise). Setting the namespace default, rather than iperf3's `-C`,
 //! matters: a socket that started under BBR keeps pacing after it
 //! switches. So [`Congestion::select`] adds the name to the allowed list
-//! for as long as the value lives and restores the list when it drops;
-//! [`Congestion::apply`] sets it in every node and pod namespace of a lab.
+//! for as long as the value lives and restores the list when it drops
+//! (a bench killed midway leaves the name allowed, which only lets
+//! namespaces choose it); [`Congestion::apply`] sets it in every node and
+//! pod namespace of a lab.
 
 use crate::error::{LabError, Result};
 use crate::lab::Lab;
