@@ -125,10 +125,8 @@ impl Load {
     /// `seconds` of writes of `size`: digits, then `K` or `M` (KiB, MiB)
     /// or nothing (bytes); anything else is refused.
     pub fn with_write_size(seconds: u32, size: &str) -> Result<Self> {
-        let digits = size.trim_end_matches(['K', 'M']);
-        let ok = !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && size.len() - digits.len() <= 1
+        let digits = size.strip_suffix(['K', 'M']).unwrap_or(size);
+        let ok = digits.bytes().all(|b| b.is_ascii_digit())
             && digits.parse::<u32>().is_ok_and(|n| n > 0);
         if !ok {
             return Err(LabError::Invalid(format!(

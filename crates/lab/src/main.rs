@@ -152,10 +152,8 @@ enum Cmd {
         /// Only these modes: direct, ospf, ospf/pods, bgp, bgp/pods.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
-        /// TCP congestion control in every node and pod namespace (the
-        /// kernel's default when not given; see `congestion.rs`).
-        #[arg(long)]
-        congestion: Option<String>,
+        #[command(flatten)]
+        congestion: CongestionArg,
     },
     /// Pod→pod TCP throughput over node→node on the same links, same
     /// subnet (plain route) and other subnet (VXLAN), fast path on and off
@@ -171,10 +169,8 @@ enum Cmd {
         /// when not given).
         #[arg(long)]
         write_size: Option<String>,
-        /// TCP congestion control in every node and pod namespace (the
-        /// kernel's default when not given; see `congestion.rs`).
-        #[arg(long)]
-        congestion: Option<String>,
+        #[command(flatten)]
+        congestion: CongestionArg,
     },
     /// Pod→pod TCP throughput through WireGuard (`--encryption
     /// wireguard`, the userspace ferry-wg) against node→node on the same
@@ -186,10 +182,8 @@ enum Cmd {
         /// Back-to-back node/pod run pairs.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
-        /// TCP congestion control in every node and pod namespace (the
-        /// kernel's default when not given; see `congestion.rs`).
-        #[arg(long)]
-        congestion: Option<String>,
+        #[command(flatten)]
+        congestion: CongestionArg,
     },
     /// Remove everything the lab made (also after a crash).
     Down,
@@ -209,12 +203,23 @@ fn config(cli: &Cli) -> LabConfig {
     cfg
 }
 
-/// The benches' congestion control: `name`, or the kernel's default.
-fn bench_congestion(name: Option<&str>) -> Result<Congestion> {
-    Ok(match name {
-        Some(n) => Congestion::select(n)?,
-        None => Congestion::kernel_default()?,
-    })
+/// The benches' `--congestion`.
+#[derive(clap::Args, Debug)]
+struct CongestionArg {
+    /// TCP congestion control in every node and pod namespace (the
+    /// kernel's default when not given; see `congestion.rs`).
+    #[arg(long)]
+    congestion: Option<String>,
+}
+
+impl CongestionArg {
+    /// The named one, or the kernel's default.
+    fn select(&self) -> Result<Congestion> {
+        Ok(match &self.congestion {
+            Some(n) => Congestion::select(n)?,
+            None => Congestion::kernel_default()?,
+        })
+    }
 }
 
 fn parse_mode(s: &str) -> Result<(Routing, Advertise)> {
@@ -363,7 +368,7 @@ fn run(cli: Cli) -> Result<()> {
             modes,
             congestion,
         } => {
-            let cc = bench_congestion(congestion.as_deref())?;
+            let cc = congestion.select()?;
             let mut opts = bench::BenchOptions {
                 seconds,
                 pairs,
@@ -389,7 +394,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(w) => bench::Load::with_write_size(seconds, &w)?,
                 None => bench::Load::seconds(seconds),
             };
-            let cc = bench_congestion(congestion.as_deref())?;
+            let cc = congestion.select()?;
             println!("ferry-lab bench-vxlan: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting; {}", cc.describe());
             ferry_lab::bench_vxlan::run(&cfg.bin_dir, &load, pairs, &cc, &mut |l| println!("{l}"))?;
         }
@@ -398,7 +403,7 @@ fn run(cli: Cli) -> Result<()> {
             pairs,
             congestion,
         } => {
-            let cc = bench_congestion(congestion.as_deref())?;
+            let cc = congestion.select()?;
             println!("ferry-lab bench-wireguard: 3 nodes on 2 subnets, 1 pod each, a fresh lab per fast-path setting; {}", cc.describe());
             ferry_lab::bench_wireguard::run(&cfg.bin_dir, seconds, pairs, &cc, &mut |l| {
                 println!("{l}")
