@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{node_object, wait_for, Lab};
+use common::{node_object, wait_for, wait_for_eq, Lab};
 use ferry_frr::testing::FrrInstance;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -132,10 +132,11 @@ fn scenario(tag: &str, routing: &str, advertise: &str, daemons: &[&str]) {
             })
             .collect()
     };
-    wait_for(
+    wait_for_eq(
         WAIT,
         &format!("{routing}/{advertise}: learned routes on node 1"),
-        || (learned(&lab.nodes[0].ns, routing) == want).then_some(()),
+        &want,
+        || learned(&lab.nodes[0].ns, routing),
     );
     assert!(
         lab.nodes[0].owned_routes().is_empty(),
@@ -183,24 +184,19 @@ fn scenario(tag: &str, routing: &str, advertise: &str, daemons: &[&str]) {
     // adjacency with every other, and until node 1's with the new node is
     // Full, SPF's shortest path to it runs through a node whose adjacency
     // already is (CI saw 10.244.3.0/24 via 172.16.97.76 for a moment).
-    let mut want_all = want.clone();
+    let n4 = &lab.nodes[3];
+    let mut want_all = want;
     if advertise == "aggregate" {
-        want_all.insert("10.244.3.0/24".into(), "172.16.97.78".into());
+        want_all.insert(n4.cidr.clone(), n4.ip.clone());
     } else {
-        want_all.insert(format!("{ip_d}/32"), "172.16.97.78".into());
+        want_all.insert(format!("{ip_d}/32"), n4.ip.clone());
     }
-    let start = std::time::Instant::now();
-    loop {
-        let on_n1 = learned(&lab.nodes[0].ns, routing);
-        if on_n1 == want_all {
-            break;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{routing}/{advertise}: node 1 learned {on_n1:?}, want {want_all:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_eq(
+        WAIT,
+        &format!("{routing}/{advertise}: node 1 learns the new node's pods via it"),
+        &want_all,
+        || learned(&lab.nodes[0].ns, routing),
+    );
 
     for n in &mut lab.nodes {
         n.stop_ferryd();

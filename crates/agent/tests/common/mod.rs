@@ -39,12 +39,36 @@ pub fn bench_selection() -> impl Fn(&str) -> bool {
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    poll(limit, || f().ok_or_else(|| what.to_string()))
+}
+
+/// Polls `get` until it returns `want`, or panics after `limit` with
+/// `what` and the last value it returned.
+pub fn wait_for_eq<T: PartialEq + std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    want: &T,
+    mut get: impl FnMut() -> T,
+) {
+    poll(limit, || {
+        let got = get();
+        if got == *want {
+            Ok(())
+        } else {
+            Err(format!("{what}: got {got:?}, want {want:?}"))
+        }
+    })
+}
+
+/// Polls `f` every 100 ms until it returns `Ok`, or panics with its last
+/// `Err` after `limit`.
+fn poll<T>(limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
     let start = Instant::now();
     loop {
-        if let Some(v) = f() {
-            return v;
+        match f() {
+            Ok(v) => return v,
+            Err(why) => assert!(start.elapsed() < limit, "timed out after {limit:?}: {why}"),
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
